@@ -1,0 +1,21 @@
+"""Where the external binaries are: one resolution rule, shared with the Makefile."""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def consul_binary() -> str:
+    """Path of the Consul binary: on PATH, else cached, else built (scripts/install-consul.sh)."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install-consul.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]

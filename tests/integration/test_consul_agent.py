@@ -1,0 +1,66 @@
+"""A real Consul dev agent: members, registration through py-consul, the health API."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import consul as pyconsul
+import pytest
+
+from devstack.consul import ConsulAgent
+from devstack.tools import consul_binary
+
+pytestmark = pytest.mark.integration
+
+
+def test_agent_answers_consul_members(consul: ConsulAgent) -> None:
+    out = subprocess.run(
+        [consul_binary(), "members", f"-http-addr={consul.url}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "alive" in out.stdout
+    assert "127.0.0.1" in out.stdout
+
+
+def test_connect_ca_is_on(consul: ConsulAgent) -> None:
+    roots = consul.get("/v1/agent/connect/ca/roots")
+    assert isinstance(roots, dict)
+    assert roots["TrustDomain"].endswith(".consul")
+    assert roots["Roots"][0]["RootCert"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_register_and_find_through_the_health_api(consul: ConsulAgent) -> None:
+    c = pyconsul.Consul(host="127.0.0.1", port=consul.http_port)
+    c.agent.service.register(
+        "probe",
+        service_id="probe-1",
+        address="127.0.0.1",
+        port=40001,
+        tags=["v1"],
+        meta={"version": "0.1.0"},
+        check=pyconsul.Check.ttl("30s"),
+    )
+    try:
+        # Critical until the TTL check passes: not among the passing instances.
+        _, nodes = c.health.service("probe", passing=True)
+        assert nodes == []
+        c.agent.check.ttl_pass("service:probe-1")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            index, nodes = c.health.service("probe", passing=True)
+            if nodes:
+                break
+            time.sleep(0.05)
+        [entry] = nodes
+        assert entry["Service"]["ID"] == "probe-1"
+        assert (entry["Service"]["Address"], entry["Service"]["Port"]) == ("127.0.0.1", 40001)
+        assert entry["Service"]["Meta"] == {"version": "0.1.0"}
+        # A blocking query returns at once when the set changes (here: deregistration).
+        c.agent.service.deregister("probe-1")
+        _, nodes = c.health.service("probe", passing=True, index=index, wait="5s")
+        assert nodes == []
+    finally:
+        c.agent.service.deregister("probe-1")
