@@ -27,6 +27,8 @@ if _version_not_supported:
 
 class OrderServiceStub:
     """Places orders and answers questions about them. The public face of the shop.
+    Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
+    UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
     """
 
     def __init__(self, channel):
@@ -64,6 +66,8 @@ class OrderServiceStub:
 
 class OrderServiceServicer:
     """Places orders and answers questions about them. The public face of the shop.
+    Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
+    UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
     """
 
     def PlaceOrder(self, request, context):
@@ -139,6 +143,8 @@ def add_OrderServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class OrderService:
     """Places orders and answers questions about them. The public face of the shop.
+    Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
+    UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
     """
 
     @staticmethod

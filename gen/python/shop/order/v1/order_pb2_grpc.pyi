@@ -27,7 +27,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class OrderServiceStub:
-    """Places orders and answers questions about them. The public face of the shop."""
+    """Places orders and answers questions about them. The public face of the shop.
+    Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
+    UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -46,7 +49,10 @@ class OrderServiceStub:
 
 @_typing.type_check_only
 class OrderServiceAsyncStub(OrderServiceStub):
-    """Places orders and answers questions about them. The public face of the shop."""
+    """Places orders and answers questions about them. The public face of the shop.
+    Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
+    UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PlaceOrder: _aio.UnaryUnaryMultiCallable[_order_pb2.PlaceOrderRequest, _order_pb2.PlaceOrderResponse]  # type: ignore[assignment]
@@ -61,7 +67,10 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """Cancels an order that is not final yet, releasing stock and refunding payment."""
 
 class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Places orders and answers questions about them. The public face of the shop."""
+    """Places orders and answers questions about them. The public face of the shop.
+    Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
+    UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
+    """
 
     @_abc_1.abstractmethod
     def PlaceOrder(

@@ -26,13 +26,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shop.common.v1 import money_pb2 as shop_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshop/payment/v1/payment.proto\x12\x0fshop.payment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/money.proto\"\x80\x02\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12%\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.Money\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x1e.shop.payment.v1.PaymentStatus\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x15\x43\x61pturePaymentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12%\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x15\n\rpayment_token\x18\x03 \x01(\t\"C\n\x16\x43\x61pturePaymentResponse\x12)\n\x07payment\x18\x01 \x01(\x0b\x32\x18.shop.payment.v1.Payment\"8\n\x14RefundPaymentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"B\n\x15RefundPaymentResponse\x12)\n\x07payment\x18\x01 \x01(\x0b\x32\x18.shop.payment.v1.Payment\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"?\n\x12GetPaymentResponse\x12)\n\x07payment\x18\x01 \x01(\x0b\x32\x18.shop.payment.v1.Payment*\x86\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17PAYMENT_STATUS_CAPTURED\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DECLINED\x10\x02\x12\x1b\n\x17PAYMENT_STATUS_REFUNDED\x10\x03\x32\xaa\x02\n\x0ePaymentService\x12\x61\n\x0e\x43\x61pturePayment\x12&.shop.payment.v1.CapturePaymentRequest\x1a\'.shop.payment.v1.CapturePaymentResponse\x12^\n\rRefundPayment\x12%.shop.payment.v1.RefundPaymentRequest\x1a&.shop.payment.v1.RefundPaymentResponse\x12U\n\nGetPayment\x12\".shop.payment.v1.GetPaymentRequest\x1a#.shop.payment.v1.GetPaymentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshop/payment/v1/payment.proto\x12\x0fshop.payment.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ashop/common/v1/money.proto\"\x80\x02\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12%\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x15.shop.common.v1.Money\x12.\n\x06status\x18\x04 \x01(\x0e\x32\x1e.shop.payment.v1.PaymentStatus\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x15\x43\x61pturePaymentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12%\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x15.shop.common.v1.Money\x12\x15\n\rpayment_token\x18\x03 \x01(\t\"C\n\x16\x43\x61pturePaymentResponse\x12)\n\x07payment\x18\x01 \x01(\x0b\x32\x18.shop.payment.v1.Payment\"8\n\x14RefundPaymentRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"B\n\x15RefundPaymentResponse\x12)\n\x07payment\x18\x01 \x01(\x0b\x32\x18.shop.payment.v1.Payment\"\'\n\x11GetPaymentRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\"?\n\x12GetPaymentResponse\x12)\n\x07payment\x18\x01 \x01(\x0b\x32\x18.shop.payment.v1.Payment*\x86\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17PAYMENT_STATUS_CAPTURED\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DECLINED\x10\x02\x12\x1b\n\x17PAYMENT_STATUS_REFUNDED\x10\x03\x32\xb9\x02\n\x0ePaymentService\x12\x66\n\x0e\x43\x61pturePayment\x12&.shop.payment.v1.CapturePaymentRequest\x1a\'.shop.payment.v1.CapturePaymentResponse\"\x03\x90\x02\x02\x12\x63\n\rRefundPayment\x12%.shop.payment.v1.RefundPaymentRequest\x1a&.shop.payment.v1.RefundPaymentResponse\"\x03\x90\x02\x02\x12Z\n\nGetPayment\x12\".shop.payment.v1.GetPaymentRequest\x1a#.shop.payment.v1.GetPaymentResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shop.payment.v1.payment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_PAYMENTSERVICE'].methods_by_name['CapturePayment']._loaded_options = None
+  _globals['_PAYMENTSERVICE'].methods_by_name['CapturePayment']._serialized_options = b'\220\002\002'
+  _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._loaded_options = None
+  _globals['_PAYMENTSERVICE'].methods_by_name['RefundPayment']._serialized_options = b'\220\002\002'
+  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._loaded_options = None
+  _globals['_PAYMENTSERVICE'].methods_by_name['GetPayment']._serialized_options = b'\220\002\001'
   _globals['_PAYMENTSTATUS']._serialized_start=777
   _globals['_PAYMENTSTATUS']._serialized_end=911
   _globals['_PAYMENT']._serialized_start=112
@@ -50,5 +56,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPAYMENTRESPONSE']._serialized_start=711
   _globals['_GETPAYMENTRESPONSE']._serialized_end=774
   _globals['_PAYMENTSERVICE']._serialized_start=914
-  _globals['_PAYMENTSERVICE']._serialized_end=1212
+  _globals['_PAYMENTSERVICE']._serialized_end=1227
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,176 @@
+"""Runtime configuration: read once at start from flags, environment and infra/mesh/mesh.toml."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MESH_FILE = ROOT / "infra" / "mesh" / "mesh.toml"
+DEFAULT_STATE_DIR = ROOT / ".state"
+DEFAULT_INTENTIONS_DIR = ROOT / "infra" / "consul" / "intentions"
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration like ``"250ms"``, ``"5s"``, ``"2m"``, ``"24h"``."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"bad duration {text!r}: expected e.g. 250ms, 5s, 2m, 24h")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+@dataclass(frozen=True)
+class MethodDeadline:
+    default: float
+    max: float
+
+
+@dataclass(frozen=True)
+class DeadlinePolicy:
+    """Per-method default and maximum deadlines, in seconds."""
+
+    default: float = 5.0
+    max: float = 30.0
+    min_remaining: float = 0.005
+    methods: dict[str, MethodDeadline] = field(default_factory=dict)
+
+    def for_method(self, method: str) -> MethodDeadline:
+        return self.methods.get(method) or MethodDeadline(self.default, self.max)
+
+
+@dataclass(frozen=True)
+class MeshPolicy:
+    """What infra/mesh/mesh.toml holds: deadlines and open methods."""
+
+    deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)
+    open_prefixes: tuple[str, ...] = ()
+
+    def is_open(self, method: str) -> bool:
+        return method.startswith(self.open_prefixes)
+
+    @classmethod
+    def load(cls, path: Path) -> MeshPolicy:
+        data = tomllib.loads(path.read_text())
+        d = data.get("deadlines", {})
+        deadlines = DeadlinePolicy(
+            default=parse_duration(d.get("default", "5s")),
+            max=parse_duration(d.get("max", "30s")),
+            min_remaining=parse_duration(d.get("min_remaining", "5ms")),
+            methods={
+                name: MethodDeadline(parse_duration(v["default"]), parse_duration(v["max"]))
+                for name, v in d.get("methods", {}).items()
+            },
+        )
+        return cls(
+            deadlines=deadlines,
+            open_prefixes=tuple(data.get("open_methods", {}).get("prefixes", ())),
+        )
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class MeshConfig:
+    """Everything the runtime needs to serve one instance of one service."""
+
+    name: str
+    version: str = "0.1.0"
+    host: str = "127.0.0.1"
+    port: int = 0
+    health_port: int = 0
+    instance_id: str = ""
+    consul_http_addr: str = "127.0.0.1:8500"
+    state_dir: Path = DEFAULT_STATE_DIR
+    db_path: Path = Path()
+    insecure: bool = False
+    connect: bool = True
+    cert_ttl: float = 24 * 3600.0
+    trust_domain: str = "meshkit.local"
+    shutdown_grace: float = 5.0
+    policy: MeshPolicy = field(default_factory=MeshPolicy)
+    intentions_dir: Path = DEFAULT_INTENTIONS_DIR
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.state_dir / "ca"
+
+    @classmethod
+    def from_args(cls, name: str, argv: list[str] | None = None) -> MeshConfig:
+        """Flags win over the environment (MESH_*, CONSUL_HTTP_ADDR), which wins over defaults."""
+        env = os.environ
+        p = argparse.ArgumentParser(prog=f"python -m services.{name}")
+        p.add_argument("--host", default=env.get("MESH_HOST", "127.0.0.1"))
+        p.add_argument("--port", type=int, default=int(env.get("MESH_PORT", "0")))
+        p.add_argument("--health-port", type=int, default=int(env.get("MESH_HEALTH_PORT", "0")))
+        p.add_argument("--instance-id", default=env.get("MESH_INSTANCE_ID", ""))
+        p.add_argument(
+            "--consul", default=env.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"), help="host:port"
+        )
+        p.add_argument(
+            "--state-dir", type=Path, default=Path(env.get("MESH_STATE_DIR", DEFAULT_STATE_DIR))
+        )
+        p.add_argument("--db", type=Path, default=env.get("MESH_DB_PATH"))
+        p.add_argument(
+            "--mesh-file", type=Path, default=Path(env.get("MESH_FILE", DEFAULT_MESH_FILE))
+        )
+        p.add_argument(
+            "--insecure",
+            action="store_true",
+            default=_env_bool("MESH_INSECURE", False),
+            help="plaintext, no authentication (development only)",
+        )
+        p.add_argument(
+            "--no-connect",
+            dest="connect",
+            action="store_false",
+            default=_env_bool("MESH_CONNECT", True),
+            help="the local CA and intentions files instead of Consul's Connect CA and intentions",
+        )
+        p.add_argument(
+            "--intentions-dir",
+            type=Path,
+            default=Path(env.get("MESH_INTENTIONS_DIR", DEFAULT_INTENTIONS_DIR)),
+            help="intentions used when Connect is off (--no-connect)",
+        )
+        p.add_argument("--cert-ttl", default=env.get("MESH_CERT_TTL", "24h"))
+        p.add_argument("--trust-domain", default=env.get("MESH_TRUST_DOMAIN", "meshkit.local"))
+        p.add_argument("--shutdown-grace", default=env.get("MESH_SHUTDOWN_GRACE", "5s"))
+        a = p.parse_args(argv)
+        consul = a.consul.removeprefix("http://")
+        return cls(
+            name=name,
+            host=a.host,
+            port=a.port,
+            health_port=a.health_port,
+            instance_id=a.instance_id,
+            consul_http_addr=consul,
+            state_dir=a.state_dir,
+            db_path=a.db or a.state_dir / "data" / f"{name}.db",
+            insecure=a.insecure,
+            connect=a.connect,
+            cert_ttl=parse_duration(a.cert_ttl),
+            trust_domain=a.trust_domain,
+            shutdown_grace=parse_duration(a.shutdown_grace),
+            policy=MeshPolicy.load(a.mesh_file),
+            intentions_dir=a.intentions_dir,
+        )
+
+    def with_instance(self, port: int, health_port: int) -> MeshConfig:
+        """This config with the ports actually bound and an instance id derived from them."""
+        from dataclasses import replace
+
+        iid = self.instance_id or f"{self.name}-{socket.gethostname()}-{port}"
+        return replace(self, port=port, health_port=health_port, instance_id=iid)

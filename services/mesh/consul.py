@@ -1,0 +1,152 @@
+"""Consul access for the runtime: one async client, registration, and blocking-query watches.
+
+All of it goes through py-consul's asyncio client. For the Connect endpoints py-consul
+wraps badly or not at all (CA roots with blocking queries, intentions match), the same
+client's raw ``http.get`` is used, so there is one HTTP client and one error model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import consul
+import consul.aio
+from consul.callback import CB
+
+log = logging.getLogger("mesh.consul")
+
+T = TypeVar("T")
+
+WAIT = "30s"  # how long a blocking query may hang in Consul before it answers unchanged
+
+
+def client(http_addr: str) -> consul.aio.Consul:
+    """A py-consul asyncio client for ``host:port``."""
+    host, _, port = http_addr.rpartition(":")
+    return consul.aio.Consul(host=host or "127.0.0.1", port=int(port))
+
+
+async def get_json(
+    c: consul.aio.Consul, path: str, params: list[tuple[str, str]] | None = None
+) -> tuple[int, Any]:
+    """GET a Consul API path; returns (X-Consul-Index, body)."""
+    return await c.http.get(CB.json(index=True, allow_404=False), path, params=params or [])
+
+
+async def blocking_get(
+    c: consul.aio.Consul, path: str, index: int, params: list[tuple[str, str]] | None = None
+) -> tuple[int, Any]:
+    """A blocking query: returns when the data's index moves past ``index`` (or after WAIT)."""
+    q = list(params or [])
+    if index:
+        q += [("index", str(index)), ("wait", WAIT)]
+    return await get_json(c, path, q)
+
+
+class Watch(Generic[T]):
+    """Keeps the latest answer of a blocking query and calls ``on_change`` when it changes.
+
+    Errors (Consul restarting, a network blip) keep the last known value and retry with
+    jittered backoff, so a brief outage of Consul does not disturb the data path.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        fetch: Callable[[int], Awaitable[tuple[int, T]]],
+        on_change: Callable[[T], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._fetch = fetch
+        self._on_change = on_change
+        self.value: T | None = None
+        self.index = 0
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> Watch[T]:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"watch:{self.name}")
+        return self
+
+    async def ready(self, timeout: float = 10.0) -> T:
+        """The first answer; raises TimeoutError if Consul gave none in time."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+        assert self.value is not None
+        return self.value
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                raw_index, value = await self._fetch(self.index)
+                index = int(raw_index or 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Consul down or answering errors: keep the last value
+                log.warning("watch %s: %s; retrying in %.1fs", self.name, exc, backoff)
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            # Per Consul's docs: an index that goes backwards (or is 0) means start over.
+            self.index = index if index and index >= self.index else 0
+            changed = not self._ready.is_set() or value != self.value
+            self.value = value
+            self._ready.set()
+            if changed and self._on_change is not None:
+                try:
+                    self._on_change(value)
+                except Exception:
+                    log.exception("watch %s: change handler failed", self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+
+async def register(
+    c: consul.aio.Consul,
+    *,
+    name: str,
+    instance_id: str,
+    address: str,
+    port: int,
+    health_port: int,
+    version: str,
+    tags: list[str],
+    meta: dict[str, str],
+) -> None:
+    """Register an instance with a gRPC health check against its plaintext health port.
+
+    Consul's checker presents no client certificate, so it cannot pass an mTLS handshake;
+    like Connect's "expose paths", the health service also listens on a loopback-only
+    port without TLS that serves nothing else.
+    """
+    check = {
+        "Name": f"gRPC health of {instance_id}",
+        "GRPC": f"{address}:{health_port}",
+        "GRPCUseTLS": False,
+        "Interval": "1s",
+        "Timeout": "1s",
+        "DeregisterCriticalServiceAfter": "1m",
+    }
+    await c.agent.service.register(
+        name,
+        service_id=instance_id,
+        address=address,
+        port=port,
+        tags=tags,
+        meta={"version": version, **meta},
+        check=check,
+    )
+
+
+async def deregister(c: consul.aio.Consul, instance_id: str) -> None:
+    await c.agent.service.deregister(instance_id)

@@ -1,0 +1,141 @@
+"""Deadlines: every call has one, none is longer than the method allows, and the remaining
+time of an incoming call bounds every call it makes downstream.
+
+The server side records the incoming call's absolute deadline in a context variable for
+the handler's task; the client interceptors read it, so a handler's outgoing calls get
+``min(own timeout or the method's default, what is left upstream)`` and never more.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from grpc.aio import ClientCallDetails
+
+from services.mesh.config import DeadlinePolicy
+
+# Absolute time.monotonic() by which the incoming call being handled must be answered.
+_incoming_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "incoming_deadline", default=None
+)
+
+
+class DeadlineRejected(Exception):
+    """An incoming call's deadline breaks the policy."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def check_incoming(policy: DeadlinePolicy, method: str, time_remaining: float | None) -> None:
+    """Raise DeadlineRejected unless the call's deadline fits the method's policy."""
+    limit = policy.for_method(method).max
+    if time_remaining is None:
+        raise DeadlineRejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{method} needs a deadline (at most {limit:g}s); set a timeout on the call",
+        )
+    if time_remaining > limit + 0.5:  # slack for the time the call spent in flight
+        raise DeadlineRejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"deadline of {time_remaining:.1f}s for {method} exceeds its maximum of {limit:g}s",
+        )
+    if time_remaining < policy.min_remaining:
+        raise DeadlineRejected(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"only {time_remaining * 1000:.1f}ms left for {method}; not worth starting",
+        )
+
+
+def enter_call(time_remaining: float | None) -> contextvars.Token[float | None]:
+    """Record the incoming call's deadline for the handler's task (and the calls it makes)."""
+    deadline = None if time_remaining is None else time.monotonic() + time_remaining
+    return _incoming_deadline.set(deadline)
+
+
+def leave_call(token: contextvars.Token[float | None]) -> None:
+    _incoming_deadline.reset(token)
+
+
+def remaining() -> float | None:
+    """Seconds left of the incoming call being handled, if any."""
+    deadline = _incoming_deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def outgoing_timeout(policy: DeadlinePolicy, method: str, requested: float | None) -> float:
+    """The timeout an outgoing call gets: requested or default, capped by what is left."""
+    timeout = requested if requested is not None else policy.for_method(method).default
+    left = remaining()
+    if left is not None:
+        timeout = min(timeout, left)
+    return max(timeout, 0.0)
+
+
+def _method_name(details: ClientCallDetails) -> str:
+    m = details.method
+    return m.decode() if isinstance(m, bytes) else m
+
+
+def _with_timeout(policy: DeadlinePolicy, details: ClientCallDetails) -> ClientCallDetails:
+    timeout = outgoing_timeout(policy, _method_name(details), details.timeout)
+    return ClientCallDetails(
+        details.method, timeout, details.metadata, details.credentials, details.wait_for_ready
+    )
+
+
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, policy: DeadlinePolicy) -> None:
+        self.policy = policy
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: ClientCallDetails, request: Any
+    ) -> Any:
+        return await continuation(_with_timeout(self.policy, details), request)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, policy: DeadlinePolicy) -> None:
+        self.policy = policy
+
+    async def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: ClientCallDetails, request: Any
+    ) -> Any:
+        return await continuation(_with_timeout(self.policy, details), request)
+
+
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+    def __init__(self, policy: DeadlinePolicy) -> None:
+        self.policy = policy
+
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[..., Any],
+        details: ClientCallDetails,
+        request_iterator: AsyncIterator[Any],
+    ) -> Any:
+        return await continuation(_with_timeout(self.policy, details), request_iterator)
+
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, policy: DeadlinePolicy) -> None:
+        self.policy = policy
+
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[..., Any],
+        details: ClientCallDetails,
+        request_iterator: AsyncIterator[Any],
+    ) -> Any:
+        return await continuation(_with_timeout(self.policy, details), request_iterator)
+
+
+def client_interceptors(policy: DeadlinePolicy) -> list[grpc.aio.ClientInterceptor]:
+    """One interceptor per call kind: grpc.aio registers a multi-kind class for one kind only."""
+    return [_UnaryUnary(policy), _UnaryStream(policy), _StreamUnary(policy), _StreamStream(policy)]

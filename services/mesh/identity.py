@@ -1,0 +1,64 @@
+"""Workload identity: SPIFFE ids as Consul Connect writes them, read from certificates."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from cryptography import x509
+
+
+@dataclass(frozen=True)
+class SpiffeId:
+    """``spiffe://<trust-domain>/ns/<namespace>/dc/<datacenter>/svc/<service>``."""
+
+    trust_domain: str
+    service: str
+    namespace: str = "default"
+    datacenter: str = "dc1"
+
+    @property
+    def uri(self) -> str:
+        return (
+            f"spiffe://{self.trust_domain}/ns/{self.namespace}"
+            f"/dc/{self.datacenter}/svc/{self.service}"
+        )
+
+    def __str__(self) -> str:
+        return self.uri
+
+    @classmethod
+    def parse(cls, uri: str) -> SpiffeId:
+        """Parse a Connect service identity; ValueError for anything else (agents, other forms)."""
+        if not uri.startswith("spiffe://"):
+            raise ValueError(f"not a SPIFFE id: {uri!r}")
+        trust_domain, _, path = uri.removeprefix("spiffe://").partition("/")
+        parts = path.split("/")
+        # Consul also writes partitions: /ap/<partition>/ns/...; accept both shapes.
+        if len(parts) >= 2 and parts[0] == "ap":
+            parts = parts[2:]
+        if len(parts) != 6 or parts[0::2] != ["ns", "dc", "svc"] or not all(parts[1::2]):
+            raise ValueError(f"not a Connect service identity: {uri!r}")
+        return cls(trust_domain, parts[5], parts[1], parts[3])
+
+
+class NoIdentity(ValueError):
+    """The certificate carries no usable service identity."""
+
+
+@functools.lru_cache(maxsize=4096)
+def identity_of(cert_pem: bytes) -> SpiffeId:
+    """The SPIFFE id in a peer certificate's URI SAN (cached: one parse per certificate)."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as exc:
+        raise NoIdentity("the certificate has no subject alternative names") from exc
+    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+    spiffe = [u for u in uris if u.startswith("spiffe://")]
+    if len(spiffe) != 1:
+        raise NoIdentity(f"expected one SPIFFE URI SAN, found {len(spiffe)}")
+    try:
+        return SpiffeId.parse(spiffe[0])
+    except ValueError as exc:
+        raise NoIdentity(str(exc)) from exc
