@@ -11,18 +11,19 @@ RUFF := $(VENV)/bin/ruff
 STAMPS := .state/stamps
 GOBIN ?= $(shell go env GOPATH 2>/dev/null)/bin
 
-.PHONY: setup gen lint test run consul clean help
+.PHONY: setup gen lint test run consul certs clean help
 
 help:
-	@echo "make setup   venv + Python deps, Consul (built from the Go module proxy, cached), buf"
-	@echo "make run     Consul and the services on loopback (Ctrl-C stops all)"
+	@echo "make setup   venv + Python deps, Consul and grpcurl (from the Go module proxy, cached), buf"
+	@echo "make run     Consul and the four services on loopback (Ctrl-C stops all)"
 	@echo "make test    lint + the whole test suite (real Consul on free loopback ports)"
 	@echo "make gen     regenerate gen/python from protos/"
 	@echo "make lint    ruff + buf lint"
-	@echo "make consul  a Consul dev agent on 127.0.0.1 (HTTP :8500)"
+	@echo "make consul  a Consul dev agent on 127.0.0.1 (HTTP :8500), the mesh CA as its Connect root"
+	@echo "make certs   the mesh's dev CA in .state/ca (make run creates it too)"
 	@echo "make clean   remove the venv and local state (the cached Consul binary stays)"
 
-setup: $(STAMPS)/python $(STAMPS)/consul
+setup: $(STAMPS)/python $(STAMPS)/consul $(STAMPS)/go-tools
 
 $(STAMPS)/python: pyproject.toml constraints.txt
 	@mkdir -p $(STAMPS)
@@ -34,6 +35,11 @@ $(STAMPS)/python: pyproject.toml constraints.txt
 $(STAMPS)/consul: scripts/install-consul.sh
 	@mkdir -p $(STAMPS)
 	bash scripts/install-consul.sh
+	@touch $@
+
+$(STAMPS)/go-tools: scripts/install-go-tools.sh
+	@mkdir -p $(STAMPS)
+	bash scripts/install-go-tools.sh
 	@touch $@
 
 gen: $(STAMPS)/python
@@ -48,11 +54,13 @@ test: setup lint
 	$(PY) -m pytest
 
 run: setup
-	@echo "(the services arrive with the mesh runtime; for now: Consul)"
-	$(MAKE) consul
+	$(PY) -m devstack.run
 
-consul: $(STAMPS)/consul
-	$$(bash scripts/install-consul.sh) agent -dev -config-file infra/consul/dev.hcl
+consul: $(STAMPS)/consul $(STAMPS)/python
+	$(PY) -m devstack.consul
+
+certs: $(STAMPS)/python
+	$(PY) -m services.mesh.cli certs init
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache

@@ -121,3 +121,24 @@ class ConsulAgent:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main() -> None:
+    """``make consul``: the dev agent on its default ports, the mesh CA as Connect root."""
+    from services.mesh.certificates import consul_ca_config, load_or_create_ca
+
+    ca = load_or_create_ca(ROOT / ".state" / "ca")
+    agent = ConsulAgent(use_free_ports=False, extra_config=consul_ca_config(ca))
+    agent.start()
+    print(f"consul dev agent on {agent.url} (UI at /ui); Ctrl-C stops it", flush=True)
+    try:
+        assert agent.process is not None
+        agent.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        agent.stop()
+
+
+if __name__ == "__main__":
+    main()

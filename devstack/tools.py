@@ -19,3 +19,15 @@ def consul_binary() -> str:
         text=True,
     )
     return out.stdout.strip().splitlines()[-1]
+
+
+@functools.cache
+def go_tool(name: str) -> str:
+    """Path of a pinned Go tool (grpcurl, ...), installed by scripts/install-go-tools.sh."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install-go-tools.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return str(Path(out.stdout.strip().splitlines()[-1]) / name)

@@ -11,15 +11,43 @@ from typing import Any
 import aiosqlite
 
 
-class Database:
-    """One aiosqlite connection in WAL mode; transactions are serialized by a lock.
+async def fetch_one(
+    conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()
+) -> aiosqlite.Row | None:
+    async with conn.execute(sql, tuple(params)) as cur:
+        return await cur.fetchone()
 
-    Reads may run any time; writes go through ``transaction()``, which is ``BEGIN IMMEDIATE``
-    ... ``COMMIT`` (or ``ROLLBACK`` when the block raises).
+
+async def fetch_all(
+    conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()
+) -> list[aiosqlite.Row]:
+    async with conn.execute(sql, tuple(params)) as cur:
+        return list(await cur.fetchall())
+
+
+async def _connect(path: str) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=NORMAL")
+    await conn.execute("PRAGMA foreign_keys=ON")
+    await conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class Database:
+    """A writer and a reader connection to one SQLite file in WAL mode.
+
+    Writes go through ``transaction()`` (``BEGIN IMMEDIATE`` ... ``COMMIT``, or
+    ``ROLLBACK`` when the block raises), one at a time; inside it, read with the
+    module's ``fetch_one(conn, ...)``. ``fetch_one``/``fetch_all`` on the database read
+    on the reader connection, which sees only committed data, never a transaction in
+    progress. (``:memory:`` has a single connection for both.)
     """
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self.conn = conn
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self.conn = writer
+        self._reader = reader
         self._write_lock = asyncio.Lock()
 
     @classmethod
@@ -27,13 +55,10 @@ class Database:
         """Open (or create) the database at ``path`` and apply ``schema`` (idempotent DDL)."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(str(path), isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.executescript(schema)
-        return cls(conn)
+        writer = await _connect(str(path))
+        await writer.executescript(schema)
+        reader = writer if str(path) == ":memory:" else await _connect(str(path))
+        return cls(writer, reader)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -47,12 +72,12 @@ class Database:
             await self.conn.execute("COMMIT")
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        return await fetch_one(self._reader, sql, params)
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        return await fetch_all(self._reader, sql, params)
 
     async def close(self) -> None:
+        if self._reader is not self.conn:
+            await self._reader.close()
         await self.conn.close()

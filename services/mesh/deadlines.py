@@ -63,6 +63,17 @@ def leave_call(token: contextvars.Token[float | None]) -> None:
     _incoming_deadline.reset(token)
 
 
+def detached_context() -> contextvars.Context:
+    """A copy of the current context without the incoming call's deadline.
+
+    For work that must go on after the call that started it has run out of time, such as
+    compensations; its outgoing calls get their methods' default deadlines instead.
+    """
+    context = contextvars.copy_context()
+    context.run(_incoming_deadline.set, None)
+    return context
+
+
 def remaining() -> float | None:
     """Seconds left of the incoming call being handled, if any."""
     deadline = _incoming_deadline.get()

@@ -118,6 +118,8 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
             await context.abort(
                 code, f"a downstream call failed: {exc.code().name}: {exc.details()}"
             )
+        if isinstance(exc, NotImplementedError):  # what generated servicer bases raise
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
         log.error("%s failed", method, exc_info=exc)
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
 

@@ -1,0 +1,216 @@
+"""Stock and reservations in the inventory's own SQLite database; all its SQL is here.
+
+Every write is one transaction, so a reservation is all or nothing and the invariant
+"available + reserved + sold changes only by AdjustStock" holds whatever interleaves.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+
+import aiosqlite
+
+from services.mesh.database import Database, fetch_one
+from services.mesh.errors import FailedPrecondition, NotFound
+from services.shop_common.times import now_micros, to_timestamp
+from shop.inventory.v1 import inventory_pb2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS stock (
+    sku         TEXT PRIMARY KEY,
+    available   INTEGER NOT NULL CHECK (available >= 0),
+    reserved    INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
+    sold        INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0),
+    update_time INTEGER NOT NULL  -- epoch microseconds
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    order_id    TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,    -- RESERVED | REJECTED | RELEASED | COMMITTED
+    items       TEXT NOT NULL,    -- JSON [[sku, quantity], ...]
+    short_skus  TEXT NOT NULL,    -- JSON [sku, ...], for REJECTED
+    create_time INTEGER NOT NULL,
+    update_time INTEGER NOT NULL
+);
+"""
+
+# SQLite integers are 64-bit.
+MAX_STOCK = 2**63 - 1
+
+RESERVED = "RESERVED"
+REJECTED = "REJECTED"
+RELEASED = "RELEASED"
+COMMITTED = "COMMITTED"
+
+
+class InventoryStore:
+    """Reads and atomic updates of stock levels and reservations."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get_stock(self, sku: str) -> inventory_pb2.StockLevel | None:
+        row = await self._db.fetch_one("SELECT * FROM stock WHERE sku = ?", (sku,))
+        return _stock(row) if row else None
+
+    async def list_stock(self, after: str | None, limit: int) -> list[inventory_pb2.StockLevel]:
+        """Up to ``limit`` stock levels with a sku greater than ``after``, ordered by sku."""
+        rows = await self._db.fetch_all(
+            "SELECT * FROM stock WHERE sku > ? ORDER BY sku LIMIT ?", (after or "", limit)
+        )
+        return [_stock(r) for r in rows]
+
+    async def reserve(
+        self, order_id: str, items: Sequence[tuple[str, int]]
+    ) -> inventory_pb2.Reservation:
+        """Reserves every line or none; an order's first answer is kept and repeated."""
+        now = now_micros()
+        async with self._db.transaction() as conn:
+            existing = await fetch_one(
+                conn, "SELECT * FROM reservations WHERE order_id = ?", (order_id,)
+            )
+            if existing:
+                return _reservation(existing)
+            short = []
+            for sku, quantity in items:
+                row = await fetch_one(conn, "SELECT available FROM stock WHERE sku = ?", (sku,))
+                if row is None or row["available"] < quantity:
+                    short.append(sku)
+            if not short:
+                await conn.executemany(
+                    "UPDATE stock SET available = available - ?, reserved = reserved + ?,"
+                    " update_time = ? WHERE sku = ?",
+                    [(quantity, quantity, now, sku) for sku, quantity in items],
+                )
+            await conn.execute(
+                "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    order_id,
+                    REJECTED if short else RESERVED,
+                    json.dumps([[sku, quantity] for sku, quantity in items]),
+                    json.dumps(short),
+                    now,
+                    now,
+                ),
+            )
+            row = await fetch_one(
+                conn, "SELECT * FROM reservations WHERE order_id = ?", (order_id,)
+            )
+        assert row is not None
+        return _reservation(row)
+
+    async def release(self, order_id: str) -> inventory_pb2.Reservation:
+        """Gives reserved stock back; a no-op unless the reservation is RESERVED."""
+        async with self._db.transaction() as conn:
+            row = await self._reservation_for_update(conn, order_id)
+            if row["status"] == COMMITTED:
+                raise FailedPrecondition(
+                    f"stock of order {order_id} is already committed and cannot be released"
+                )
+            if row["status"] == RESERVED:
+                await self._move(conn, row, from_column="reserved", to_column="available")
+                row = await self._set_status(conn, order_id, RELEASED)
+        return _reservation(row)
+
+    async def commit(self, order_id: str) -> inventory_pb2.Reservation:
+        """Turns reserved stock into sold stock; repeating it is a no-op."""
+        async with self._db.transaction() as conn:
+            row = await self._reservation_for_update(conn, order_id)
+            if row["status"] in (RELEASED, REJECTED):
+                raise FailedPrecondition(
+                    f"stock of order {order_id} is {row['status'].lower()} and cannot be committed"
+                )
+            if row["status"] == RESERVED:
+                await self._move(conn, row, from_column="reserved", to_column="sold")
+                row = await self._set_status(conn, order_id, COMMITTED)
+        return _reservation(row)
+
+    async def adjust(self, sku: str, delta: int) -> inventory_pb2.StockLevel:
+        """Adds ``delta`` to available stock, creating the sku on its first positive delta."""
+        now = now_micros()
+        async with self._db.transaction() as conn:
+            row = await fetch_one(conn, "SELECT available FROM stock WHERE sku = ?", (sku,))
+            if row is None and delta < 0:
+                raise NotFound(f"sku {sku} not found")
+            if row is not None and row["available"] + delta < 0:
+                raise FailedPrecondition(
+                    f"cannot remove {-delta} of {sku}: only {row['available']} available"
+                )
+            if row is not None and row["available"] + delta > MAX_STOCK:
+                raise FailedPrecondition(f"stock of {sku} would exceed {MAX_STOCK}")
+            if row is None:
+                await conn.execute(
+                    "INSERT INTO stock (sku, available, update_time) VALUES (?, ?, ?)",
+                    (sku, delta, now),
+                )
+            else:
+                await conn.execute(
+                    "UPDATE stock SET available = available + ?, update_time = ? WHERE sku = ?",
+                    (delta, now, sku),
+                )
+            row = await fetch_one(conn, "SELECT * FROM stock WHERE sku = ?", (sku,))
+        assert row is not None
+        return _stock(row)
+
+    async def seed_if_empty(self, catalog: Mapping[str, int]) -> int:
+        """Loads ``catalog`` into an empty stock table; returns how many skus it added."""
+        now = now_micros()
+        async with self._db.transaction() as conn:
+            row = await fetch_one(conn, "SELECT COUNT(*) AS n FROM stock")
+            if row is not None and row["n"] > 0:
+                return 0
+            await conn.executemany(
+                "INSERT INTO stock (sku, available, update_time) VALUES (?, ?, ?)",
+                [(sku, available, now) for sku, available in catalog.items()],
+            )
+        return len(catalog)
+
+    async def _reservation_for_update(
+        self, conn: aiosqlite.Connection, order_id: str
+    ) -> aiosqlite.Row:
+        row = await fetch_one(conn, "SELECT * FROM reservations WHERE order_id = ?", (order_id,))
+        if row is None:
+            raise NotFound(f"no reservation for order {order_id}")
+        return row
+
+    async def _move(
+        self, conn: aiosqlite.Connection, row: aiosqlite.Row, from_column: str, to_column: str
+    ) -> None:
+        """Moves the reservation's quantities between two stock columns (fixed names only)."""
+        now = now_micros()
+        await conn.executemany(
+            f"UPDATE stock SET {from_column} = {from_column} - ?, {to_column} = {to_column} + ?,"
+            " update_time = ? WHERE sku = ?",
+            [(quantity, quantity, now, sku) for sku, quantity in json.loads(row["items"])],
+        )
+
+    async def _set_status(
+        self, conn: aiosqlite.Connection, order_id: str, status: str
+    ) -> aiosqlite.Row:
+        await conn.execute(
+            "UPDATE reservations SET status = ?, update_time = ? WHERE order_id = ?",
+            (status, now_micros(), order_id),
+        )
+        return await self._reservation_for_update(conn, order_id)
+
+
+def _stock(row: aiosqlite.Row) -> inventory_pb2.StockLevel:
+    return inventory_pb2.StockLevel(
+        sku=row["sku"],
+        available=row["available"],
+        reserved=row["reserved"],
+        sold=row["sold"],
+        update_time=to_timestamp(row["update_time"]),
+    )
+
+
+def _reservation(row: aiosqlite.Row) -> inventory_pb2.Reservation:
+    return inventory_pb2.Reservation(
+        order_id=row["order_id"],
+        status=inventory_pb2.ReservationStatus.Value("RESERVATION_STATUS_" + row["status"]),
+        items=[
+            inventory_pb2.StockQuantity(sku=sku, quantity=quantity)
+            for sku, quantity in json.loads(row["items"])
+        ],
+        short_skus=json.loads(row["short_skus"]),
+    )

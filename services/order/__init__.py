@@ -1,0 +1,1 @@
+"""The order service: places orders and runs the saga across inventory, payment, shipping."""

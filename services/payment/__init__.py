@@ -1,0 +1,1 @@
+"""The payment service: captures and refunds an order's amount."""

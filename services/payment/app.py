@@ -1,0 +1,43 @@
+"""Wires the payment service into the mesh.
+
+Settings (environment):
+    SHOP_PAYMENT_MAX_AMOUNT_UNITS  captures above this many whole units are declined with
+                                   ``amount_over_limit`` (default 10000).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from services.payment.rules import DEFAULT_MAX_AMOUNT_UNITS
+from services.payment.servicer import PaymentServicer
+from services.payment.store import SCHEMA, PaymentStore
+from shop.payment.v1 import payment_pb2
+
+if TYPE_CHECKING:
+    from services.mesh import Mesh
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    max_amount_units: int = DEFAULT_MAX_AMOUNT_UNITS
+
+    @classmethod
+    def from_env(cls) -> PaymentSettings:
+        raw = os.environ.get("SHOP_PAYMENT_MAX_AMOUNT_UNITS", "").strip()
+        if not raw:
+            return cls()
+        if not raw.isdigit():
+            raise ValueError(f"SHOP_PAYMENT_MAX_AMOUNT_UNITS must be a whole number, not {raw!r}")
+        return cls(max_amount_units=int(raw))
+
+
+async def setup(mesh: Mesh) -> None:
+    settings = PaymentSettings.from_env()
+    store = PaymentStore(await mesh.database(SCHEMA))
+    mesh.add_service(
+        payment_pb2.DESCRIPTOR.services_by_name["PaymentService"],
+        PaymentServicer(store, max_amount_units=settings.max_amount_units),
+    )

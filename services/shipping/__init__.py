@@ -1,0 +1,1 @@
+"""The shipping service: schedules and cancels an order's shipment."""

@@ -1,0 +1,41 @@
+"""Wires the shipping service into the mesh.
+
+Settings (environment):
+    SHOP_SHIPPING_UNSUPPORTED_COUNTRIES  comma-separated country codes shipping refuses
+                                         (default ``AQ,KP``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from services.shipping.rules import DEFAULT_UNSUPPORTED_COUNTRIES
+from services.shipping.servicer import ShippingServicer
+from services.shipping.store import SCHEMA, ShippingStore
+from shop.shipping.v1 import shipping_pb2
+
+if TYPE_CHECKING:
+    from services.mesh import Mesh
+
+
+@dataclass(frozen=True)
+class ShippingSettings:
+    unsupported_countries: frozenset[str] = DEFAULT_UNSUPPORTED_COUNTRIES
+
+    @classmethod
+    def from_env(cls) -> ShippingSettings:
+        raw = os.environ.get("SHOP_SHIPPING_UNSUPPORTED_COUNTRIES")
+        if raw is None:
+            return cls()
+        return cls(frozenset(c.strip().upper() for c in raw.split(",") if c.strip()))
+
+
+async def setup(mesh: Mesh) -> None:
+    settings = ShippingSettings.from_env()
+    store = ShippingStore(await mesh.database(SCHEMA))
+    mesh.add_service(
+        shipping_pb2.DESCRIPTOR.services_by_name["ShippingService"],
+        ShippingServicer(store, unsupported_countries=settings.unsupported_countries),
+    )

@@ -1,0 +1,34 @@
+"""Which carrier ships where, how long it takes, and what its tracking numbers look like."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+
+DEFAULT_UNSUPPORTED_COUNTRIES = frozenset({"AQ", "KP"})
+_TRACKING_ALPHABET = string.ascii_uppercase + string.digits
+
+
+@dataclass(frozen=True)
+class Carrier:
+    name: str
+    tracking_prefix: str
+    delivery_days: int
+
+
+CARRIERS = {
+    "DE": Carrier("DHL", "DHL", 2),
+    "US": Carrier("UPS", "1Z", 3),
+    "GB": Carrier("Royal Mail", "RM", 2),
+}
+INTERNATIONAL = Carrier("DHL Express", "DHX", 5)
+
+
+def carrier_for(country_code: str) -> Carrier:
+    return CARRIERS.get(country_code, INTERNATIONAL)
+
+
+def tracking_number(carrier: Carrier) -> str:
+    """The carrier's prefix and 12 random characters: unguessable, so safe to show around."""
+    return carrier.tracking_prefix + "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(12))

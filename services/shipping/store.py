@@ -1,0 +1,111 @@
+"""Shipments in the shipping service's own SQLite database; all its SQL is here.
+
+One row per order (``order_id`` is UNIQUE), which makes scheduling idempotent per order.
+Address and items are kept as proto JSON: shipping only ever reads them back whole.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+
+import aiosqlite
+from google.protobuf import json_format
+
+from services.mesh.database import Database, fetch_one
+from services.mesh.errors import NotFound
+from services.shipping.rules import Carrier
+from services.shop_common.times import now_micros, to_timestamp
+from shop.common.v1.address_pb2 import Address
+from shop.common.v1.line_item_pb2 import LineItem
+from shop.shipping.v1 import shipping_pb2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS shipments (
+    shipment_id             TEXT PRIMARY KEY,
+    order_id                TEXT NOT NULL UNIQUE,
+    status                  TEXT NOT NULL,  -- SCHEDULED | CANCELLED
+    carrier                 TEXT NOT NULL,
+    tracking_number         TEXT NOT NULL UNIQUE,
+    address                 TEXT NOT NULL,  -- proto JSON of shop.common.v1.Address
+    items                   TEXT NOT NULL,  -- JSON list of proto JSON shop.common.v1.LineItem
+    estimated_delivery_time INTEGER NOT NULL, -- epoch microseconds
+    cancel_reason           TEXT NOT NULL,
+    create_time             INTEGER NOT NULL,
+    update_time             INTEGER NOT NULL
+);
+"""
+
+SCHEDULED = "SCHEDULED"
+CANCELLED = "CANCELLED"
+_DAY_MICROS = 86_400 * 1_000_000
+
+
+class ShippingStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, shipment_id: str) -> shipping_pb2.Shipment | None:
+        row = await self._db.fetch_one(
+            "SELECT * FROM shipments WHERE shipment_id = ?", (shipment_id,)
+        )
+        return _shipment(row) if row else None
+
+    async def schedule(
+        self,
+        order_id: str,
+        address: Address,
+        items: Sequence[LineItem],
+        carrier: Carrier,
+        tracking_number: str,
+    ) -> shipping_pb2.Shipment:
+        """Records the order's shipment, or returns the one it already has."""
+        now = now_micros()
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO shipments VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)"
+                " ON CONFLICT (order_id) DO NOTHING",
+                (
+                    "shp_" + uuid.uuid4().hex,
+                    order_id,
+                    SCHEDULED,
+                    carrier.name,
+                    tracking_number,
+                    json_format.MessageToJson(address, indent=None),
+                    json.dumps([json_format.MessageToDict(item) for item in items]),
+                    now + carrier.delivery_days * _DAY_MICROS,
+                    now,
+                    now,
+                ),
+            )
+            row = await fetch_one(conn, "SELECT * FROM shipments WHERE order_id = ?", (order_id,))
+        assert row is not None
+        return _shipment(row)
+
+    async def cancel(self, order_id: str, reason: str) -> shipping_pb2.Shipment:
+        """Cancels a scheduled shipment; a cancelled one is returned unchanged."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE shipments SET status = ?, cancel_reason = ?, update_time = ?"
+                " WHERE order_id = ? AND status = ?",
+                (CANCELLED, reason, now_micros(), order_id, SCHEDULED),
+            )
+            row = await fetch_one(conn, "SELECT * FROM shipments WHERE order_id = ?", (order_id,))
+        if row is None:
+            raise NotFound(f"no shipment for order {order_id}")
+        return _shipment(row)
+
+
+def _shipment(row: aiosqlite.Row) -> shipping_pb2.Shipment:
+    return shipping_pb2.Shipment(
+        shipment_id=row["shipment_id"],
+        order_id=row["order_id"],
+        status=shipping_pb2.ShipmentStatus.Value("SHIPMENT_STATUS_" + row["status"]),
+        carrier=row["carrier"],
+        tracking_number=row["tracking_number"],
+        address=json_format.Parse(row["address"], Address()),
+        items=[json_format.ParseDict(item, LineItem()) for item in json.loads(row["items"])],
+        estimated_delivery_time=to_timestamp(row["estimated_delivery_time"]),
+        create_time=to_timestamp(row["create_time"]),
+    )

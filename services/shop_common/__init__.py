@@ -1,0 +1,1 @@
+"""Small helpers the shop's services share: money, addresses, time, paging."""
