@@ -13,6 +13,9 @@ GOBIN ?= $(shell go env GOPATH 2>/dev/null)/bin
 
 .PHONY: setup gen lint test run consul certs clean help
 
+# Targets of other areas (clients, benchmarks, ...) live in mk/<area>.mk.
+-include mk/*.mk
+
 help:
 	@echo "make setup   venv + Python deps, Consul and grpcurl (from the Go module proxy, cached), buf"
 	@echo "make run     Consul and the four services on loopback (Ctrl-C stops all)"

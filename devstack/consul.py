@@ -102,6 +102,16 @@ class ConsulAgent:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read() or b"null")
 
+    def wait_passing(self, service: str, count: int = 1, timeout: float = 15.0) -> None:
+        """Wait until Consul reports at least ``count`` passing instances of ``service``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            passing = self.get(f"/v1/health/service/{service}?passing=1")
+            if isinstance(passing, list) and len(passing) >= count:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"{service}: fewer than {count} passing instance(s) after {timeout}s")
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the agent (SIGINT: it leaves the cluster) and wait for it."""
         proc, self.process = self.process, None

@@ -29,38 +29,48 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--state-dir", type=Path, default=ROOT / ".state")
     p.add_argument("--insecure", action="store_true", help="plaintext (development only)")
+    p.add_argument(
+        "--free-ports", action="store_true", help="Consul and services on free ports (tests)"
+    )
     a = p.parse_args()
     state: Path = a.state_dir
     (state / "logs").mkdir(parents=True, exist_ok=True)
     ca = load_or_create_ca(state / "ca")
 
     consul = ConsulAgent(
-        use_free_ports=False,
+        use_free_ports=a.free_ports,
         extra_config=consul_ca_config(ca),
         log_path=state / "logs" / "consul.log",
     )
-    print("starting Consul (dev agent, http://127.0.0.1:8500) ...", flush=True)
+    print("starting Consul (dev agent) ...", flush=True)
     consul.start()
     running: list[ServiceProcess] = []
     try:
         print("intentions:", ", ".join(apply_intentions(consul)))
-        mesh_cli(["--state-dir", str(state), "certs", "issue", "operator"])
+        mesh_cli(
+            ["--state-dir", str(state), "certs", "issue", "operator", "--consul", consul.http_addr]
+        )
         log = open(state / "logs" / "services.log", "a")  # noqa: SIM115 (open for the run)
         for name, port in PORTS.items():
-            args = ["--port", str(port)] + (["--insecure"] if a.insecure else [])
+            args = ["--port", "0" if a.free_ports else str(port)]
+            args += ["--insecure"] if a.insecure else []
             running.append(
                 start_service(
                     name, consul_http_addr=consul.http_addr, state_dir=state, args=args, log=log
                 )
             )
-        print("\nmeshkit-shop is up (logs in .state/logs/):")
+        for s in running:
+            consul.wait_passing(s.name)
+        print(f"\nmeshkit-shop is up (logs in {state / 'logs'}):")
         print(f"  {'consul':<10} http://{consul.http_addr}  (UI at /ui)")
         for s in running:
             print(f"  {s.name:<10} {s.address}  (gRPC + mTLS, health on :{s.info['health_port']})")
         certs = state / "certs" / "operator"
         print(
-            "\ntry:\n  grpcurl -cacert {c}/ca.pem -cert {c}/cert.pem -key {c}/key.pem -max-time 5 "
-            "127.0.0.1:50052 list\n\nCtrl-C stops everything.".format(c=certs.relative_to(ROOT))
+            "\ntry (see the README for more):\n  ~/.cache/meshkit-shop/bin/grpcurl"
+            f" -cacert {certs}/ca.pem -cert {certs}/cert.pem -key {certs}/key.pem"
+            f" -max-time 5 {running[0].address} list\n\nCtrl-C stops everything.",
+            flush=True,
         )
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stop.set())

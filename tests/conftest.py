@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -48,13 +47,7 @@ def consul(state_dir: Path) -> Iterator[ConsulAgent]:
 
 
 def wait_passing(consul: ConsulAgent, service: str, count: int = 1, timeout: float = 15.0) -> None:
-    """Wait until Consul reports ``count`` passing instances of ``service``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(consul.get(f"/v1/health/service/{service}?passing=1")) >= count:  # type: ignore[arg-type]
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{service}: fewer than {count} passing instance(s) after {timeout}s")
+    consul.wait_passing(service, count, timeout)
 
 
 class Launcher:
