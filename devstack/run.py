@@ -1,6 +1,7 @@
-"""``make run``: Consul and every service on loopback, until Ctrl-C.
+"""``make run``: Consul, NATS and every service on loopback, until Ctrl-C.
 
 Consul runs on its default ports (HTTP 8500) with the mesh CA as its Connect CA root;
+NATS (JetStream, the event broker) on its default port 4222, its store in .state/nats;
 intentions come from infra/consul/intentions/; each service gets a fixed port so the
 README's grpcurl calls work as written; `operator` gets a client certificate for grpcurl.
 State (CA, databases, logs) lives in .state/.
@@ -16,12 +17,13 @@ from pathlib import Path
 
 from devstack.consul import ConsulAgent
 from devstack.intentions import apply_intentions
+from devstack.nats import NatsServer
 from devstack.services import ServiceProcess, start_service
 from devstack.tools import ROOT
 from services.mesh.certificates import consul_ca_config, load_or_create_ca
 from services.mesh.cli import main as mesh_cli
 
-# Order last: it calls the others (discovery would cope either way).
+# Order last: it calls inventory (discovery would cope either way).
 PORTS = {"inventory": 50052, "payment": 50053, "shipping": 50054, "order": 50051}
 
 
@@ -42,10 +44,17 @@ def main() -> None:
         extra_config=consul_ca_config(ca),
         log_path=state / "logs" / "consul.log",
     )
-    print("starting Consul (dev agent) ...", flush=True)
+    nats = NatsServer(
+        port=0 if a.free_ports else 4222,
+        monitor_port=0 if a.free_ports else 8222,
+        store_dir=state / "nats",
+        log_path=state / "logs" / "nats.log",
+    )
+    print("starting Consul (dev agent) and NATS (JetStream) ...", flush=True)
     consul.start()
     running: list[ServiceProcess] = []
     try:
+        nats.start()
         print("intentions:", ", ".join(apply_intentions(consul)))
         mesh_cli(
             ["--state-dir", str(state), "certs", "issue", "operator", "--consul", consul.http_addr]
@@ -56,13 +65,19 @@ def main() -> None:
             args += ["--insecure"] if a.insecure else []
             running.append(
                 start_service(
-                    name, consul_http_addr=consul.http_addr, state_dir=state, args=args, log=log
+                    name,
+                    consul_http_addr=consul.http_addr,
+                    nats_url=nats.url,
+                    state_dir=state,
+                    args=args,
+                    log=log,
                 )
             )
         for s in running:
             consul.wait_passing(s.name)
         print(f"\nmeshkit-shop is up (logs in {state / 'logs'}):")
         print(f"  {'consul':<10} http://{consul.http_addr}  (UI at /ui)")
+        print(f"  {'nats':<10} {nats.url}  (JetStream, monitoring on :{nats.monitor_port})")
         for s in running:
             print(f"  {s.name:<10} {s.address}  (gRPC + mTLS, health on :{s.info['health_port']})")
         certs = state / "certs" / "operator"
@@ -84,6 +99,7 @@ def main() -> None:
         print("\nstopping ...", flush=True)
         for s in reversed(running):
             s.stop()
+        nats.stop()
         consul.stop()
         print("stopped.")
 

@@ -10,6 +10,7 @@ import pytest
 
 from devstack.consul import ConsulAgent
 from devstack.intentions import apply_intentions
+from devstack.nats import NatsServer
 from devstack.services import ServiceProcess, start_service
 from services.mesh.app import Mesh, open_mesh
 from services.mesh.certificates import consul_ca_config, load_or_create_ca
@@ -39,6 +40,14 @@ def start_consul(state_dir: Path, log: Path) -> ConsulAgent:
 
 
 @pytest.fixture(scope="session")
+def nats_server(state_dir: Path) -> Iterator[NatsServer]:
+    """A real NATS server with JetStream for the whole session."""
+    server = NatsServer(store_dir=state_dir / "nats", log_path=state_dir / "nats.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def consul(state_dir: Path) -> Iterator[ConsulAgent]:
     """A real Consul dev agent (Connect on, the mesh CA as its root) for the whole session."""
     agent = start_consul(state_dir, state_dir / "consul.log")
@@ -51,10 +60,11 @@ def wait_passing(consul: ConsulAgent, service: str, count: int = 1, timeout: flo
 
 
 class Launcher:
-    """Starts service processes against one Consul and stops them all at teardown."""
+    """Starts service processes against one Consul and one NATS; stops them all at teardown."""
 
-    def __init__(self, consul: ConsulAgent, state_dir: Path) -> None:
+    def __init__(self, consul: ConsulAgent, nats: NatsServer, state_dir: Path) -> None:
         self.consul = consul
+        self.nats = nats
         self.state_dir = state_dir
         self.started: list[ServiceProcess] = []
         self.log = open(state_dir / "services.log", "a")  # noqa: SIM115
@@ -63,6 +73,7 @@ class Launcher:
         proc = start_service(
             name,
             consul_http_addr=self.consul.http_addr,
+            nats_url=self.nats.url,
             state_dir=self.state_dir,
             args=list(args),
             env=env,
@@ -78,9 +89,11 @@ class Launcher:
 
 
 @pytest.fixture(scope="session")
-def services(consul: ConsulAgent, state_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+def services(
+    consul: ConsulAgent, nats_server: NatsServer, state_dir: Path
+) -> Iterator[dict[str, ServiceProcess]]:
     """One instance of every domain service, healthy in Consul."""
-    launcher = Launcher(consul, state_dir)
+    launcher = Launcher(consul, nats_server, state_dir)
     try:
         procs = {name: launcher.start(name) for name in DOMAIN_SERVICES}
         for name in DOMAIN_SERVICES:
@@ -91,17 +104,20 @@ def services(consul: ConsulAgent, state_dir: Path) -> Iterator[dict[str, Service
 
 
 @pytest.fixture(scope="session")
-def launcher(consul: ConsulAgent, state_dir: Path) -> Iterator[Launcher]:
+def launcher(consul: ConsulAgent, nats_server: NatsServer, state_dir: Path) -> Iterator[Launcher]:
     """For tests that start extra instances (stopped at the end of the session)."""
-    launch = Launcher(consul, state_dir)
+    launch = Launcher(consul, nats_server, state_dir)
     yield launch
     launch.stop_all()
 
 
-def mesh_config(name: str, consul: ConsulAgent, state_dir: Path) -> MeshConfig:
+def mesh_config(
+    name: str, consul: ConsulAgent, state_dir: Path, nats: NatsServer | None = None
+) -> MeshConfig:
     return MeshConfig(
         name=name,
         consul_http_addr=consul.http_addr,
+        nats_url=nats.url if nats else "nats://127.0.0.1:4222",
         state_dir=state_dir,
         policy=MeshPolicy.load(DEFAULT_MESH_FILE),
     )

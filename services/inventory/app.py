@@ -1,4 +1,5 @@
-"""Wires the inventory service into the mesh and seeds an empty stock table.
+"""Wires the inventory service into the mesh, seeds an empty stock table, and subscribes
+to the order's events (reactions.py): OrderPlaced, OrderCancelled, OrderConfirmed.
 
 Settings (environment):
     SHOP_INVENTORY_SEED  path of a JSON catalog ``{"SKU-...": available, ...}`` loaded when the
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from services.inventory.reactions import InventoryReactions
 from services.inventory.servicer import InventoryServicer
 from services.inventory.store import SCHEMA, InventoryStore
+from shop.events.v1 import events_pb2
 from shop.inventory.v1 import inventory_pb2
 
 if TYPE_CHECKING:
@@ -61,10 +64,16 @@ def load_catalog(path: Path | None) -> dict[str, int]:
 
 async def setup(mesh: Mesh) -> None:
     settings = InventorySettings.from_env()
-    store = InventoryStore(await mesh.database(SCHEMA))
+    db = await mesh.database(SCHEMA)
+    store = InventoryStore(db)
     added = await store.seed_if_empty(load_catalog(settings.seed_path))
     if added:
         log.info("seeded %d skus from %s", added, settings.seed_path or "the built-in catalog")
     mesh.add_service(
         inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"], InventoryServicer(store)
     )
+    events = await mesh.events(db)
+    reactions = InventoryReactions(store)
+    events.on(events_pb2.OrderPlaced, reactions.on_order_placed)
+    events.on(events_pb2.OrderCancelled, reactions.on_order_cancelled)
+    events.on(events_pb2.OrderConfirmed, reactions.on_order_confirmed)

@@ -13,7 +13,7 @@ import aiosqlite
 
 from services.mesh.database import Database, fetch_one
 from services.mesh.errors import FailedPrecondition, NotFound
-from services.shop_common.times import now_micros, to_timestamp
+from services.mesh.times import now_micros, to_timestamp
 from shop.inventory.v1 import inventory_pb2
 
 SCHEMA = """
@@ -98,6 +98,31 @@ class InventoryStore:
             )
         assert row is not None
         return _reservation(row)
+
+    async def reservation_status(self, order_id: str) -> str | None:
+        """The order's reservation status (RESERVED, ...), None if it has none.
+
+        Read in a transaction, so a caller already in one (an event handler) sees its own
+        writes and decides on what it is about to commit.
+        """
+        async with self._db.transaction() as conn:
+            row = await fetch_one(
+                conn, "SELECT status FROM reservations WHERE order_id = ?", (order_id,)
+            )
+        return row["status"] if row else None
+
+    async def tombstone(self, order_id: str) -> bool:
+        """Records an order cancelled before it was reserved: a RELEASED reservation of no
+        items, so a later reserve for it answers with that and takes nothing. False if the
+        order already has a reservation (which is left as it is)."""
+        now = now_micros()
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO reservations VALUES (?, ?, '[]', '[]', ?, ?)"
+                " ON CONFLICT (order_id) DO NOTHING",
+                (order_id, RELEASED, now, now),
+            )
+            return cur.rowcount == 1
 
     async def release(self, order_id: str) -> inventory_pb2.Reservation:
         """Gives reserved stock back; a no-op unless the reservation is RESERVED."""

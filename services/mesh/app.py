@@ -37,7 +37,10 @@ from services.mesh.channels import ServiceChannel, Stub
 from services.mesh.config import MeshConfig
 from services.mesh.database import Database
 from services.mesh.discovery import Discovery
+from services.mesh.events import SCHEMA as EVENTS_SCHEMA
+from services.mesh.events import Events
 from services.mesh.interceptors import MeshServerInterceptor
+from services.mesh.nats_bus import NatsBus
 
 log = logging.getLogger("mesh")
 
@@ -66,6 +69,9 @@ class Mesh:
         self.services: list[tuple[ServiceDescriptor, Any]] = []
         self._shutdown: list[Callable[[], Awaitable[None]]] = []
         self._runtime_close: list[Callable[[], Awaitable[None]]] = []
+        self._events: list[Events] = []
+        self._background: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         if certificates is not None:
             certificates.subscribe(self._on_new_certificate)
 
@@ -83,6 +89,36 @@ class Mesh:
             self._channels[service] = channel
             self.discovery.watch(service, channel.update)
         return Stub(self._channels[service], stub_cls)  # type: ignore[return-value]
+
+    async def events(self, db: Database) -> Events:
+        """This service's events: an outbox in ``db`` and a durable consumer on the broker.
+
+        Register handlers with ``events.on(EventType, handler)`` in ``setup``; they start
+        when the service starts serving.
+        """
+        bus = await NatsBus.connect(
+            self.config.nats_url, name=self.config.instance_id or self.config.name
+        )
+        await db.conn.executescript(EVENTS_SCHEMA)
+        events = Events(
+            self.config.name, db, bus, self.tracer.get_tracer("mesh.events"), self.config.faults
+        )
+        self._events.append(events)
+        # Shutdown runs in reverse: stop consuming and relaying, then the bus, then the db.
+        self.on_shutdown(bus.close)
+        self.on_shutdown(events.close)
+        return events
+
+    def background(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run ``run()`` as a task while the service serves; cancelled at shutdown."""
+        self._background.append((name, run))
+
+    def start(self) -> None:
+        """Start the event consumers, outbox relays and background tasks (once serving)."""
+        for events in self._events:
+            events.start()
+        for name, run in self._background:
+            self._tasks.append(asyncio.create_task(_logged(name, run), name=name))
 
     async def database(self, schema: str) -> Database:
         """The service's own SQLite database (``config.db_path``), closed at shutdown."""
@@ -102,6 +138,9 @@ class Mesh:
             channel.update(None)
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for callback in reversed(self._shutdown):
             try:
                 await callback()
@@ -202,6 +241,7 @@ async def serve(config: MeshConfig, setup: Setup, stop: asyncio.Event | None = N
     await server.start()
     await health_server.start()
     await mesh.discovery.ready()
+    mesh.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     await consul_api.register(
@@ -245,6 +285,15 @@ async def serve(config: MeshConfig, setup: Setup, stop: asyncio.Event | None = N
     await health_server.stop(0)
     await mesh.close()
     log.info("stopped %s", config.instance_id)
+
+
+async def _logged(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await run()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("background task %s failed", name)
 
 
 def run_service(name: str, setup: Setup, argv: list[str] | None = None) -> None:

@@ -93,6 +93,9 @@ class MeshConfig:
     health_port: int = 0
     instance_id: str = ""
     consul_http_addr: str = "127.0.0.1:8500"
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Test-only faults to inject, e.g. "crash-before-publish" (see services.mesh.outbox).
+    faults: frozenset[str] = frozenset()
     state_dir: Path = DEFAULT_STATE_DIR
     db_path: Path = Path()
     insecure: bool = False
@@ -118,6 +121,11 @@ class MeshConfig:
         p.add_argument("--instance-id", default=env.get("MESH_INSTANCE_ID", ""))
         p.add_argument(
             "--consul", default=env.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"), help="host:port"
+        )
+        p.add_argument(
+            "--nats",
+            default=env.get("NATS_URL", "nats://127.0.0.1:4222"),
+            help="the event broker (NATS with JetStream)",
         )
         p.add_argument(
             "--state-dir", type=Path, default=Path(env.get("MESH_STATE_DIR", DEFAULT_STATE_DIR))
@@ -157,6 +165,8 @@ class MeshConfig:
             health_port=a.health_port,
             instance_id=a.instance_id,
             consul_http_addr=consul,
+            nats_url=a.nats,
+            faults=frozenset(f for f in env.get("MESH_FAULTS", "").split(",") if f),
             state_dir=a.state_dir,
             db_path=a.db or a.state_dir / "data" / f"{name}.db",
             insecure=a.insecure,

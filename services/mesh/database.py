@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import contextvars
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -40,15 +41,24 @@ class Database:
 
     Writes go through ``transaction()`` (``BEGIN IMMEDIATE`` ... ``COMMIT``, or
     ``ROLLBACK`` when the block raises), one at a time; inside it, read with the
-    module's ``fetch_one(conn, ...)``. ``fetch_one``/``fetch_all`` on the database read
-    on the reader connection, which sees only committed data, never a transaction in
-    progress. (``:memory:`` has a single connection for both.)
+    module's ``fetch_one(conn, ...)``. A ``transaction()`` opened while the same task
+    is already in one joins it, so a caller can wrap a store's writes, the events they
+    cause (the outbox) and the record of the event that caused them in one commit.
+    ``fetch_one``/``fetch_all`` on the database read on the reader connection, which sees
+    only committed data, never a transaction in progress. (``:memory:`` has a single
+    connection for both.)
     """
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self.conn = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._current: contextvars.ContextVar[aiosqlite.Connection | None] = contextvars.ContextVar(
+            f"transaction-{id(self)}", default=None
+        )
+        self._after_commit: contextvars.ContextVar[list[Callable[[], None]] | None] = (
+            contextvars.ContextVar(f"after-commit-{id(self)}", default=None)
+        )
 
     @classmethod
     async def open(cls, path: str | Path, schema: str) -> Database:
@@ -62,14 +72,41 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        if self._current.get() is not None:  # joining the task's open transaction
+            yield self.conn
+            return
         async with self._write_lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            token = self._current.set(self.conn)
+            callbacks: list[Callable[[], None]] = []
+            hooks = self._after_commit.set(callbacks)
             try:
-                yield self.conn
-            except BaseException:
-                await self.conn.execute("ROLLBACK")
-                raise
-            await self.conn.execute("COMMIT")
+                await self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    await self.conn.execute("ROLLBACK")
+                    raise
+                await self.conn.execute("COMMIT")
+            finally:
+                self._current.reset(token)
+                self._after_commit.reset(hooks)
+        for callback in callbacks:
+            callback()
+
+    def in_transaction(self) -> aiosqlite.Connection:
+        """The connection of the transaction this task is in; RuntimeError if none."""
+        conn = self._current.get()
+        if conn is None:
+            raise RuntimeError("not inside db.transaction()")
+        return conn
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current transaction has committed (not on rollback)."""
+        callbacks = self._after_commit.get()
+        if callbacks is None:
+            raise RuntimeError("not inside db.transaction()")
+        if callback not in callbacks:
+            callbacks.append(callback)
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         return await fetch_one(self._reader, sql, params)

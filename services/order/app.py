@@ -1,30 +1,58 @@
-"""Wires the order service into the mesh, with mesh stubs for the services the saga calls.
+"""Wires the order service into the mesh: its write model and read model in one database,
+its events (flow.py), the saga's timeout sweeper, and a stub of the inventory for the
+synchronous SKU check.
 
-Settings: none of its own; the database path and the downstream addresses come from the mesh.
+Settings (environment):
+    SHOP_ORDER_SAGA_TIMEOUT  seconds an order may stay open before it is cancelled and
+                             compensated (default 30).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from services.order.flow import DEFAULT_SAGA_TIMEOUT, OrderFlow
 from services.order.servicer import OrderServicer
-from services.order.store import SCHEMA, OrderStore
+from services.order.store import SCHEMA as STORE_SCHEMA
+from services.order.store import OrderStore
+from services.order.view import SCHEMA as VIEW_SCHEMA
+from services.order.view import OrderView
+from services.order.watchers import OrderWatchers
 from shop.inventory.v1 import inventory_pb2_grpc
 from shop.order.v1 import order_pb2
-from shop.payment.v1 import payment_pb2_grpc
-from shop.shipping.v1 import shipping_pb2_grpc
 
 if TYPE_CHECKING:
     from services.mesh import Mesh
 
 
+@dataclass(frozen=True)
+class OrderSettings:
+    saga_timeout: float = DEFAULT_SAGA_TIMEOUT
+
+    @classmethod
+    def from_env(cls) -> OrderSettings:
+        raw = os.environ.get("SHOP_ORDER_SAGA_TIMEOUT", "").strip()
+        if not raw:
+            return cls()
+        try:
+            timeout = float(raw)
+        except ValueError:
+            timeout = 0.0
+        if timeout <= 0:
+            raise ValueError(f"SHOP_ORDER_SAGA_TIMEOUT must be a positive number, not {raw!r}")
+        return cls(saga_timeout=timeout)
+
+
 async def setup(mesh: Mesh) -> None:
-    store = OrderStore(await mesh.database(SCHEMA))
+    settings = OrderSettings.from_env()
+    db = await mesh.database(STORE_SCHEMA + VIEW_SCHEMA)
+    watchers = OrderWatchers()
+    view = OrderView(db, watchers.changed)
+    flow = OrderFlow(db, OrderStore(db), view, await mesh.events(db), settings.saga_timeout)
+    mesh.background("saga-timeouts", flow.sweep_forever)
     servicer = OrderServicer(
-        store,
-        inventory=mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory"),
-        payment=mesh.stub(payment_pb2_grpc.PaymentServiceStub, "payment"),
-        shipping=mesh.stub(shipping_pb2_grpc.ShippingServiceStub, "shipping"),
+        flow, view, watchers, mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory")
     )
     mesh.add_service(order_pb2.DESCRIPTOR.services_by_name["OrderService"], servicer)
-    mesh.on_shutdown(servicer.drain)

@@ -1,46 +1,49 @@
-"""The OrderService gRPC methods: validate the request, then read the store or run the saga."""
+"""The OrderService gRPC methods: validate the request, then run the flow (commands) or
+read the view (queries)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from services.mesh.errors import NotFound, Violations
+from services.order.catalog import StockReader, check_skus
 from services.order.domain import FINAL, validate_place_order
-from services.order.saga import InventoryClient, OrderSaga, PaymentClient, ShippingClient
-from services.order.store import OrderStore
+from services.order.flow import OrderFlow
+from services.order.view import OrderView
 from services.order.watchers import OrderWatchers
 from services.shop_common.paging import decode_token, encode_token, page_size
 from shop.order.v1 import order_pb2, order_pb2_grpc
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# WatchOrder re-reads the view at least this often (changes made by another instance).
+WATCH_POLL = 0.5
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
-    """The shop's public API. The downstream clients are injected (mesh stubs in the service,
-    fakes in tests); ``context`` is never used."""
+    """The shop's public API; ``context`` is never used."""
 
     def __init__(
         self,
-        store: OrderStore,
-        inventory: InventoryClient,
-        payment: PaymentClient,
-        shipping: ShippingClient,
+        flow: OrderFlow,
+        view: OrderView,
+        watchers: OrderWatchers,
+        inventory: StockReader,
     ) -> None:
-        self._store = store
-        self._watchers = OrderWatchers()
-        self._saga = OrderSaga(store, self._watchers, inventory, payment, shipping)
-
-    async def drain(self) -> None:
-        """Lets running sagas finish; awaited at shutdown."""
-        await self._saga.drain()
+        self._flow = flow
+        self._view = view
+        self._watchers = watchers
+        self._inventory = inventory
 
     async def PlaceOrder(
         self, request: order_pb2.PlaceOrderRequest, context: Any
     ) -> order_pb2.PlaceOrderResponse:
-        order = await self._saga.place(validate_place_order(request))
-        return order_pb2.PlaceOrderResponse(order=order)
+        draft = validate_place_order(request)
+        await check_skus(self._inventory, draft.items)
+        return order_pb2.PlaceOrderResponse(order=await self._flow.place(draft))
 
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: Any
@@ -57,7 +60,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         v.check(request.status in order_pb2.OrderStatus.values(), "status", "is not an OrderStatus")
         v.raise_if_any()
         # One extra row tells whether another page follows.
-        rows = await self._store.list(
+        rows = await self._view.list(
             customer_id=request.customer_id,
             status=request.status or None,
             before_seq=before,
@@ -74,13 +77,16 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     ) -> AsyncIterator[order_pb2.WatchOrderResponse]:
         _require_order_id(request.order_id, "WatchOrderRequest")
         # Subscribe before the first read, so a change in between is not missed.
-        with self._watchers.subscribe(request.order_id) as changes:
+        with self._watchers.subscribe(request.order_id) as changed:
             order = await self._get(request.order_id)
             yield order_pb2.WatchOrderResponse(order=order)
             seen = len(order.history)
             while order.status not in FINAL:
-                order = await changes.get()
-                # Each transition adds one history entry; skip what the first read showed.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), WATCH_POLL)
+                changed.clear()
+                order = await self._get(request.order_id)
+                # Each transition adds one history entry; send only new states.
                 if len(order.history) > seen:
                     seen = len(order.history)
                     yield order_pb2.WatchOrderResponse(order=order)
@@ -89,11 +95,11 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.CancelOrderRequest, context: Any
     ) -> order_pb2.CancelOrderResponse:
         _require_order_id(request.order_id, "CancelOrderRequest")
-        order = await self._saga.cancel(request.order_id, request.reason)
+        order = await self._flow.cancel(request.order_id, request.reason)
         return order_pb2.CancelOrderResponse(order=order)
 
     async def _get(self, order_id: str) -> order_pb2.Order:
-        order = await self._store.get(order_id)
+        order = await self._view.get(order_id)
         if order is None:
             raise NotFound(f"order {order_id} not found")
         return order

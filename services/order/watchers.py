@@ -1,8 +1,9 @@
-"""In-process fan-out of order changes to WatchOrder streams.
+"""In-process notice of order changes to WatchOrder streams.
 
-Each watcher gets its own queue of order snapshots, so it sees every transition in order
-even when several happen before it runs again; a subscription is made before the first
-read, so no change between that read and the wait is lost.
+A watcher subscribes before its first read of the view, so a change committed between
+that read and its wait still wakes it. Changes committed by another instance of the order
+service (which shares the database) are not announced here; watchers also re-read the view
+at a short interval, so they see those too.
 """
 
 from __future__ import annotations
@@ -11,27 +12,25 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from shop.order.v1 import order_pb2
-
 
 class OrderWatchers:
     def __init__(self) -> None:
-        self._queues: dict[str, set[asyncio.Queue[order_pb2.Order]]] = {}
+        self._events: dict[str, set[asyncio.Event]] = {}
 
     @contextmanager
-    def subscribe(self, order_id: str) -> Iterator[asyncio.Queue[order_pb2.Order]]:
-        """A queue receiving every published snapshot of the order while the block runs."""
-        queue: asyncio.Queue[order_pb2.Order] = asyncio.Queue()
-        self._queues.setdefault(order_id, set()).add(queue)
+    def subscribe(self, order_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever the order changes while the block runs (clear it to rearm)."""
+        changed = asyncio.Event()
+        self._events.setdefault(order_id, set()).add(changed)
         try:
-            yield queue
+            yield changed
         finally:
-            queues = self._queues[order_id]
-            queues.discard(queue)
-            if not queues:
-                del self._queues[order_id]
+            events = self._events[order_id]
+            events.discard(changed)
+            if not events:
+                del self._events[order_id]
 
-    def publish(self, order: order_pb2.Order) -> None:
-        """Hands the order's new state to its watchers; never blocks the saga."""
-        for queue in self._queues.get(order.order_id, ()):
-            queue.put_nowait(order)
+    def changed(self, order_id: str) -> None:
+        """Wakes the order's watchers; never blocks the writer."""
+        for event in self._events.get(order_id, ()):
+            event.set()

@@ -1,4 +1,5 @@
-"""Wires the payment service into the mesh.
+"""Wires the payment service into the mesh and subscribes to the order's events
+(reactions.py): OrderPlaced, StockReserved, OrderCancelled.
 
 Settings (environment):
     SHOP_PAYMENT_MAX_AMOUNT_UNITS  captures above this many whole units are declined with
@@ -11,9 +12,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from services.payment.reactions import PaymentReactions
 from services.payment.rules import DEFAULT_MAX_AMOUNT_UNITS
 from services.payment.servicer import PaymentServicer
 from services.payment.store import SCHEMA, PaymentStore
+from shop.events.v1 import events_pb2
 from shop.payment.v1 import payment_pb2
 
 if TYPE_CHECKING:
@@ -36,8 +39,14 @@ class PaymentSettings:
 
 async def setup(mesh: Mesh) -> None:
     settings = PaymentSettings.from_env()
-    store = PaymentStore(await mesh.database(SCHEMA))
+    db = await mesh.database(SCHEMA)
+    store = PaymentStore(db)
     mesh.add_service(
         payment_pb2.DESCRIPTOR.services_by_name["PaymentService"],
         PaymentServicer(store, max_amount_units=settings.max_amount_units),
     )
+    events = await mesh.events(db)
+    reactions = PaymentReactions(store, settings.max_amount_units)
+    events.on(events_pb2.OrderPlaced, reactions.on_order_placed)
+    events.on(events_pb2.StockReserved, reactions.on_stock_reserved)
+    events.on(events_pb2.OrderCancelled, reactions.on_order_cancelled)

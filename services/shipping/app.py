@@ -1,4 +1,5 @@
-"""Wires the shipping service into the mesh.
+"""Wires the shipping service into the mesh and subscribes to the order's events
+(reactions.py): OrderPlaced, PaymentCaptured, OrderCancelled.
 
 Settings (environment):
     SHOP_SHIPPING_UNSUPPORTED_COUNTRIES  comma-separated country codes shipping refuses
@@ -11,9 +12,11 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from services.shipping.reactions import ShippingReactions
 from services.shipping.rules import DEFAULT_UNSUPPORTED_COUNTRIES
 from services.shipping.servicer import ShippingServicer
 from services.shipping.store import SCHEMA, ShippingStore
+from shop.events.v1 import events_pb2
 from shop.shipping.v1 import shipping_pb2
 
 if TYPE_CHECKING:
@@ -34,8 +37,14 @@ class ShippingSettings:
 
 async def setup(mesh: Mesh) -> None:
     settings = ShippingSettings.from_env()
-    store = ShippingStore(await mesh.database(SCHEMA))
+    db = await mesh.database(SCHEMA)
+    store = ShippingStore(db)
     mesh.add_service(
         shipping_pb2.DESCRIPTOR.services_by_name["ShippingService"],
         ShippingServicer(store, unsupported_countries=settings.unsupported_countries),
     )
+    events = await mesh.events(db)
+    reactions = ShippingReactions(store, settings.unsupported_countries)
+    events.on(events_pb2.OrderPlaced, reactions.on_order_placed)
+    events.on(events_pb2.PaymentCaptured, reactions.on_payment_captured)
+    events.on(events_pb2.OrderCancelled, reactions.on_order_cancelled)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Collection
 from dataclasses import dataclass
 
 DEFAULT_UNSUPPORTED_COUNTRIES = frozenset({"AQ", "KP"})
@@ -23,6 +24,13 @@ CARRIERS = {
     "GB": Carrier("Royal Mail", "RM", 2),
 }
 INTERNATIONAL = Carrier("DHL Express", "DHX", 5)
+
+
+def refusal(country_code: str, unsupported: Collection[str]) -> str:
+    """Why shipping to ``country_code`` is refused, or "" when it is not."""
+    if country_code in unsupported:
+        return f"shipping to {country_code} is not supported"
+    return ""
 
 
 def carrier_for(country_code: str) -> Carrier:

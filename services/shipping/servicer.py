@@ -36,10 +36,8 @@ class ShippingServicer(shipping_pb2_grpc.ShippingServiceServicer):
             v.check(item.quantity >= 1, f"items[{i}].quantity", "must be at least 1")
         v.raise_if_any()
         country = request.address.country_code
-        if country in self._unsupported:
-            raise FailedPrecondition(
-                f"shipping to {country} is not supported (address.country_code)"
-            )
+        if refused := rules.refusal(country, self._unsupported):
+            raise FailedPrecondition(f"{refused} (address.country_code)")
         carrier = rules.carrier_for(country)
         shipment = await self._store.schedule(
             request.order_id,

@@ -2,6 +2,11 @@
 
 One row per order (``order_id`` is UNIQUE), which makes scheduling idempotent per order.
 Address and items are kept as proto JSON: shipping only ever reads them back whole.
+
+An order's shipping request (``shipping_requests``) is what the order flow's events leave
+for a shipment to come: OrderPlaced records where and what to ship (PENDING), the
+scheduling after PaymentCaptured marks it DONE, and OrderCancelled marks it CANCELLED (or
+leaves a CANCELLED tombstone when it comes first), so a later PaymentCaptured ships nothing.
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from google.protobuf import json_format
 
 from services.mesh.database import Database, fetch_one
 from services.mesh.errors import NotFound
+from services.mesh.times import now_micros, to_timestamp
 from services.shipping.rules import Carrier
-from services.shop_common.times import now_micros, to_timestamp
 from shop.common.v1.address_pb2 import Address
 from shop.common.v1.line_item_pb2 import LineItem
 from shop.shipping.v1 import shipping_pb2
@@ -35,10 +40,20 @@ CREATE TABLE IF NOT EXISTS shipments (
     create_time             INTEGER NOT NULL,
     update_time             INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shipping_requests (
+    order_id    TEXT PRIMARY KEY,
+    status      TEXT NOT NULL,  -- PENDING | DONE | CANCELLED
+    address     TEXT NOT NULL,  -- proto JSON of shop.common.v1.Address
+    items       TEXT NOT NULL,  -- JSON list of proto JSON shop.common.v1.LineItem
+    create_time INTEGER NOT NULL,
+    update_time INTEGER NOT NULL
+);
 """
 
 SCHEDULED = "SCHEDULED"
 CANCELLED = "CANCELLED"
+REQUEST_PENDING = "PENDING"
+REQUEST_DONE = "DONE"
 _DAY_MICROS = 86_400 * 1_000_000
 
 
@@ -95,6 +110,59 @@ class ShippingStore:
         if row is None:
             raise NotFound(f"no shipment for order {order_id}")
         return _shipment(row)
+
+    async def for_order(self, order_id: str) -> shipping_pb2.Shipment | None:
+        """The order's shipment, read in a transaction (an event handler's own, if in one)."""
+        async with self._db.transaction() as conn:
+            row = await fetch_one(conn, "SELECT * FROM shipments WHERE order_id = ?", (order_id,))
+        return _shipment(row) if row else None
+
+    async def remember_request(
+        self, order_id: str, address: Address, items: Sequence[LineItem]
+    ) -> bool:
+        """Records the order's PENDING shipping request; False if it has one (or a
+        tombstone) already, which is kept as it is."""
+        now = now_micros()
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO shipping_requests VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (order_id) DO NOTHING",
+                (
+                    order_id,
+                    REQUEST_PENDING,
+                    json_format.MessageToJson(address, indent=None),
+                    json.dumps([json_format.MessageToDict(item) for item in items]),
+                    now,
+                    now,
+                ),
+            )
+            return cur.rowcount == 1
+
+    async def request(self, order_id: str) -> tuple[str, Address, list[LineItem]] | None:
+        """The order's shipping request: (status, address, items), None if it has none."""
+        async with self._db.transaction() as conn:
+            row = await fetch_one(
+                conn, "SELECT * FROM shipping_requests WHERE order_id = ?", (order_id,)
+            )
+        if row is None:
+            return None
+        return (
+            row["status"],
+            json_format.Parse(row["address"], Address()),
+            [json_format.ParseDict(item, LineItem()) for item in json.loads(row["items"])],
+        )
+
+    async def close_request(self, order_id: str, status: str) -> None:
+        """Marks the order's request DONE or CANCELLED; a CANCELLED tombstone if it has none."""
+        now = now_micros()
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO shipping_requests VALUES (?, ?, '{}', '[]', ?, ?)"
+                " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
+                " update_time = excluded.update_time"
+                " WHERE shipping_requests.status = 'PENDING'",
+                (order_id, status, now, now),
+            )
 
 
 def _shipment(row: aiosqlite.Row) -> shipping_pb2.Shipment:

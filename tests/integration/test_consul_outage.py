@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from devstack.consul import ConsulAgent
+from devstack.nats import NatsServer
 from services.mesh.app import open_mesh
 from services.mesh.certificates import load_or_create_ca
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
@@ -25,6 +26,13 @@ def outage_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def own_nats(outage_state: Path) -> Iterator[NatsServer]:
+    server = NatsServer(store_dir=outage_state / "nats").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
 def doomed_consul(outage_state: Path) -> Iterator[ConsulAgent]:
     agent = start_consul(outage_state, outage_state / "consul.log")
     yield agent
@@ -32,9 +40,9 @@ def doomed_consul(outage_state: Path) -> Iterator[ConsulAgent]:
 
 
 async def test_calls_keep_flowing_while_consul_is_down(
-    doomed_consul: ConsulAgent, outage_state: Path
+    doomed_consul: ConsulAgent, own_nats: NatsServer, outage_state: Path
 ) -> None:
-    launcher = Launcher(doomed_consul, outage_state)
+    launcher = Launcher(doomed_consul, own_nats, outage_state)
     try:
         launcher.start("inventory")
         wait_passing(doomed_consul, "inventory")

@@ -1,5 +1,8 @@
 """Deadlines across a real hop: client -> order (subprocess) -> inventory (a slow stand-in).
 
+PlaceOrder checks its SKUs with inventory's GetStock before accepting the order: that
+synchronous hop is the one slowed down here.
+
 The stand-in is served in this process by the real runtime (mTLS, intentions, deadline
 policy), registered in Consul as `inventory`, so the order service finds it by discovery.
 It records the time each call had left, which shows what the order service propagated.
@@ -16,6 +19,7 @@ import grpc
 import pytest
 
 from devstack.consul import ConsulAgent
+from devstack.nats import NatsServer
 from services.mesh import Mesh, serve
 from services.mesh.app import open_mesh
 from services.mesh.certificates import load_or_create_ca
@@ -28,17 +32,19 @@ from tests.integration.direct import leaf_channel
 
 pytestmark = pytest.mark.integration
 
-RESERVE_DELAY = 3.0
+LOOKUP_DELAY = 3.0
 
 
 class SlowInventory(inventory_pb2_grpc.InventoryServiceServicer):
     def __init__(self) -> None:
         self.time_left: list[float] = []
 
-    async def ReserveStock(self, request, context):  # type: ignore[no-untyped-def]
+    async def GetStock(self, request, context):  # type: ignore[no-untyped-def]
         self.time_left.append(context.time_remaining())
-        await asyncio.sleep(RESERVE_DELAY)
-        return inventory_pb2.ReserveStockResponse()
+        await asyncio.sleep(LOOKUP_DELAY)
+        return inventory_pb2.GetStockResponse(
+            stock=inventory_pb2.StockLevel(sku=request.sku, available=10)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +52,13 @@ def own_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
     state = tmp_path_factory.mktemp("deadline-state")
     load_or_create_ca(state / "ca")
     return state
+
+
+@pytest.fixture(scope="module")
+def own_nats(own_state: Path) -> Iterator[NatsServer]:
+    server = NatsServer(store_dir=own_state / "nats").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +84,10 @@ async def slow_inventory(own_consul: ConsulAgent, own_state: Path) -> AsyncItera
 
 
 @pytest.fixture(scope="module")
-def order(own_consul: ConsulAgent, own_state: Path, slow_inventory: SlowInventory) -> Iterator[str]:
-    launcher = Launcher(own_consul, own_state)
+def order(
+    own_consul: ConsulAgent, own_nats: NatsServer, own_state: Path, slow_inventory: SlowInventory
+) -> Iterator[str]:
+    launcher = Launcher(own_consul, own_nats, own_state)
     proc = launcher.start("order")
     wait_passing(own_consul, "order")
     yield proc.address

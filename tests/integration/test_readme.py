@@ -24,6 +24,9 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
 
+STATUS_ORDER = [
+    f"ORDER_STATUS_{s}" for s in ("PENDING", "STOCK_RESERVED", "PAID", "CONFIRMED", "CANCELLED")
+]
 README_PORTS = {"50051": "order", "50052": "inventory", "50053": "payment", "50054": "shipping"}
 
 
@@ -89,32 +92,69 @@ def test_the_readme_grpcurl_walkthrough_works(make_run: tuple[dict[str, str], Pa
         if args[-1].endswith("/PlaceOrder"):
             order = json.loads(out.stdout)["order"]
             order_id = order["order_id"]
-            assert order["status"] in ("ORDER_STATUS_CONFIRMED", "ORDER_STATUS_PENDING"), order
+            assert order["status"] == "ORDER_STATUS_PENDING", order
+        if args[-1].endswith("/WatchOrder"):
+            states = [json.loads(m)["order"]["status"] for m in split_messages(out.stdout)]
+            assert states == sorted(states, key=STATUS_ORDER.index), states  # forward only
+            assert states[-1] == "ORDER_STATUS_CONFIRMED", states
         if args[-1].endswith("/GetOrder"):
-            assert json.loads(out.stdout)["order"]["order_id"] == order_id
+            order = json.loads(out.stdout)["order"]
+            assert order["order_id"] == order_id
+            assert order["status"] == "ORDER_STATUS_CONFIRMED", order
+            assert [h["status"] for h in order["history"]] == [
+                "ORDER_STATUS_PENDING",
+                "ORDER_STATUS_STOCK_RESERVED",
+                "ORDER_STATUS_PAID",
+                "ORDER_STATUS_CONFIRMED",
+            ]
+
+
+def split_messages(stream: str) -> list[str]:
+    """grpcurl prints each streamed message as its own JSON object."""
+    decoder = json.JSONDecoder()
+    messages, pos = [], 0
+    while pos < len(stream):
+        if stream[pos].isspace():
+            pos += 1
+            continue
+        _, end = decoder.raw_decode(stream, pos)
+        messages.append(stream[pos:end])
+        pos = end
+    return messages
 
 
 def test_the_readme_declined_card_cancels(make_run: tuple[dict[str, str], Path]) -> None:
     """The README says: try tok_decline; the order ends CANCELLED with a reason."""
     addresses, state = make_run
     certs = state / "certs" / "operator"
+    gc = [
+        go_tool("grpcurl"),
+        "-cacert", str(certs / "ca.pem"),
+        "-cert", str(certs / "cert.pem"),
+        "-key", str(certs / "key.pem"),
+        "-max-time", "10",
+    ]  # fmt: skip
     place = next(c for c in readme_grpcurl_calls() if c[-1].endswith("/PlaceOrder"))
     body = json.loads(place[place.index("-d") + 1])
     body.update(payment_token="tok_decline", idempotency_key="readme-decline")
+    order_addr, method = addresses["order"], "shop.order.v1.OrderService/"
     out = subprocess.run(
-        [
-            go_tool("grpcurl"),
-            "-cacert", str(certs / "ca.pem"),
-            "-cert", str(certs / "cert.pem"),
-            "-key", str(certs / "key.pem"),
-            "-max-time", "10",
-            "-d", json.dumps(body),
-            addresses["order"],
-            "shop.order.v1.OrderService/PlaceOrder",
-        ],
+        [*gc, "-d", json.dumps(body), addresses["order"], method + "PlaceOrder"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    order = json.loads(out.stdout)["order"]
-    assert order["status"] == "ORDER_STATUS_CANCELLED"
+    order_id = json.loads(out.stdout)["order"]["order_id"]
+    deadline = time.monotonic() + 20
+    while True:
+        out = subprocess.run(
+            [*gc, "-d", json.dumps({"order_id": order_id}), order_addr, method + "GetOrder"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        order = json.loads(out.stdout)["order"]
+        final = order["status"] in ("ORDER_STATUS_CONFIRMED", "ORDER_STATUS_CANCELLED")
+        if final or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert order["status"] == "ORDER_STATUS_CANCELLED", order
     assert "declined" in order["cancel_reason"]

@@ -1,0 +1,121 @@
+"""The event bus on NATS JetStream: one stream of all domain events, a durable pull
+consumer per service, explicit acks, redelivery, and publish de-duplication by message id
+(``Nats-Msg-Id``, within the stream's duplicate window)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js import api
+
+from services.mesh.eventbus import Handler
+
+log = logging.getLogger("mesh.events")
+
+STREAM = "SHOP_EVENTS"
+SUBJECTS = ["shop.events.>"]
+DUPLICATE_WINDOW = 120.0  # seconds
+ACK_WAIT = 30.0  # seconds a delivery may take before it is sent again
+MAX_DELIVER = 50
+BATCH = 128
+
+
+@dataclass
+class _Delivery:
+    msg: Msg
+
+    @property
+    def data(self) -> bytes:
+        return self.msg.data
+
+    @property
+    def attempt(self) -> int:
+        return int(self.msg.metadata.num_delivered or 1)
+
+    async def ack(self) -> None:
+        await self.msg.ack()
+
+    async def nak(self, delay: float) -> None:
+        await self.msg.nak(delay=delay)
+
+
+class NatsBus:
+    """A connection to NATS that reconnects forever; the stream is created if missing."""
+
+    def __init__(self, nc: nats.NATS) -> None:
+        self.nc = nc
+        self.js = nc.jetstream(timeout=5.0)
+
+    @classmethod
+    async def connect(cls, url: str, name: str) -> NatsBus:
+        async def error(exc: Exception) -> None:
+            log.warning("nats: %s", exc)
+
+        nc = await nats.connect(
+            servers=[url],
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            allow_reconnect=True,
+            error_cb=error,
+        )
+        bus = cls(nc)
+        await bus.ensure_stream()
+        return bus
+
+    async def ensure_stream(self) -> None:
+        config = api.StreamConfig(
+            name=STREAM,
+            subjects=SUBJECTS,
+            storage=api.StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW,
+            max_age=7 * 24 * 3600.0,
+        )
+        try:
+            await self.js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await self.js.update_stream(config)
+
+    async def publish(self, subject: str, data: bytes, msg_id: str) -> None:
+        await self.js.publish(subject, data, headers={api.Header.MSG_ID: msg_id})
+
+    async def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
+        config = api.ConsumerConfig(
+            durable_name=durable,
+            filter_subjects=list(subjects),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=ACK_WAIT,
+            max_deliver=MAX_DELIVER,
+            max_ack_pending=4 * BATCH,
+        )
+        while True:
+            try:
+                await self.js.add_consumer(STREAM, config)
+                sub = await self.js.pull_subscribe_bind(durable=durable, stream=STREAM)
+                break
+            except (TimeoutError, nats.errors.Error) as exc:
+                log.warning("consumer %s: %s; retrying", durable, exc)
+                await asyncio.sleep(1.0)
+        while True:
+            try:
+                msgs = await sub.fetch(batch=BATCH, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except nats.errors.Error as exc:  # disconnected: the client reconnects
+                log.warning("consumer %s: %s", durable, exc)
+                await asyncio.sleep(0.5)
+                continue
+            await handler([_Delivery(m) for m in msgs])
+
+    async def close(self) -> None:
+        # Consumers and the relay have stopped and every publish was acknowledged, so there
+        # is nothing to drain (and draining a cancelled pull subscription can hang).
+        await self.nc.close()

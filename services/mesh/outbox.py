@@ -1,0 +1,109 @@
+"""The transactional outbox: events are written in the same SQLite transaction as the state
+change that caused them, and a relay publishes them afterwards and marks them sent.
+
+A crash between the commit and the publish loses nothing: the relay finds the rows still
+unsent when the service starts again. A crash after the publish and before the mark
+publishes again with the same message id, which the broker drops as a duplicate (and
+consumers are idempotent besides). The relay keeps many publishes in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+
+from services.mesh.database import Database
+from services.mesh.envelopes import EventEnvelope
+from services.mesh.eventbus import EventBus
+from services.mesh.times import now_micros
+
+log = logging.getLogger("mesh.outbox")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS mesh_outbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id    TEXT NOT NULL UNIQUE,
+    subject     TEXT NOT NULL,
+    data        BLOB NOT NULL,
+    create_time INTEGER NOT NULL,
+    sent_time   INTEGER
+);
+CREATE INDEX IF NOT EXISTS mesh_outbox_unsent ON mesh_outbox (seq) WHERE sent_time IS NULL;
+"""
+
+BATCH = 256
+# Test-only fault: exit (as a crash would) right before the first publish.
+CRASH_BEFORE_PUBLISH = "crash-before-publish"
+
+
+class Outbox:
+    def __init__(self, db: Database, bus: EventBus, faults: frozenset[str] = frozenset()) -> None:
+        self._db = db
+        self._bus = bus
+        self._faults = faults
+        self._wake = asyncio.Event()
+
+    async def add(self, envelope: EventEnvelope) -> None:
+        """Queue ``envelope`` in the caller's open transaction; published after the commit."""
+        conn = self._db.in_transaction()
+        await conn.execute(
+            "INSERT INTO mesh_outbox (event_id, subject, data, create_time) VALUES (?, ?, ?, ?)",
+            (envelope.event_id, envelope.event_type, envelope.SerializeToString(), now_micros()),
+        )
+        self._db.after_commit(self._wake.set)
+
+    async def depth(self) -> int:
+        row = await self._db.fetch_one(
+            "SELECT count(*) AS n FROM mesh_outbox WHERE sent_time IS NULL"
+        )
+        return int(row["n"]) if row else 0
+
+    async def relay_forever(self) -> None:
+        backoff = 0.1
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            self._wake.clear()
+            try:
+                while await self._relay_batch():
+                    pass
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker down: keep the rows, try again
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                self._wake.set()
+
+    async def _relay_batch(self) -> bool:
+        """Publish up to BATCH unsent events; True if there may be more."""
+        rows = await self._db.fetch_all(
+            "SELECT seq, event_id, subject, data FROM mesh_outbox"
+            " WHERE sent_time IS NULL ORDER BY seq LIMIT ?",
+            (BATCH,),
+        )
+        if not rows:
+            return False
+        if CRASH_BEFORE_PUBLISH in self._faults:
+            log.error(
+                "fault %s: exiting before publishing %d event(s)", CRASH_BEFORE_PUBLISH, len(rows)
+            )
+            os._exit(86)
+        results = await asyncio.gather(
+            *(self._bus.publish(r["subject"], r["data"], r["event_id"]) for r in rows),
+            return_exceptions=True,
+        )
+        sent = [r["seq"] for r, res in zip(rows, results, strict=True) if res is None]
+        if sent:
+            async with self._db.transaction() as conn:
+                await conn.executemany(
+                    "UPDATE mesh_outbox SET sent_time = ? WHERE seq = ?",
+                    [(now_micros(), seq) for seq in sent],
+                )
+        failed = [res for res in results if isinstance(res, BaseException)]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(rows)} publishes failed: {failed[0]!r}")
+        return len(rows) == BATCH
