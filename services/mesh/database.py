@@ -46,13 +46,16 @@ class Database:
     cause (the outbox) and the record of the event that caused them in one commit.
     ``fetch_one``/``fetch_all`` on the database read on the reader connection, which sees
     only committed data, never a transaction in progress. (``:memory:`` has a single
-    connection for both.)
+    connection for both.) Reads on it run one at a time: SQLite keeps a connection's read
+    snapshot while any of its statements is unfinished, so overlapping reads under load
+    would pin an old snapshot and miss what was committed since.
     """
 
     def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self.conn = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._read_lock = asyncio.Lock()
         self._current: contextvars.ContextVar[aiosqlite.Connection | None] = contextvars.ContextVar(
             f"transaction-{id(self)}", default=None
         )
@@ -109,10 +112,12 @@ class Database:
             callbacks.append(callback)
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        return await fetch_one(self._reader, sql, params)
+        async with self._read_lock:
+            return await fetch_one(self._reader, sql, params)
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        return await fetch_all(self._reader, sql, params)
+        async with self._read_lock:
+            return await fetch_all(self._reader, sql, params)
 
     async def close(self) -> None:
         if self._reader is not self.conn:

@@ -15,16 +15,19 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
-from services.mesh.eventbus import Handler
+from services.mesh.eventbus import ConsumerLag, Handler
 
 log = logging.getLogger("mesh.events")
 
 STREAM = "SHOP_EVENTS"
 SUBJECTS = ["shop.events.>"]
 DUPLICATE_WINDOW = 120.0  # seconds
-ACK_WAIT = 30.0  # seconds a delivery may take before it is sent again
+# Seconds before an unacknowledged delivery is sent again: what an instance that died with
+# messages in hand delays them by. Messages are acknowledged one by one as they are handled,
+# so only a batch's tail waits, and a redelivery of one in progress has no second effect.
+ACK_WAIT = 5.0
 MAX_DELIVER = 50
-BATCH = 128
+BATCH = 32
 
 
 @dataclass
@@ -114,6 +117,14 @@ class NatsBus:
                 await asyncio.sleep(0.5)
                 continue
             await handler([_Delivery(m) for m in msgs])
+
+    async def lag(self, durable: str) -> ConsumerLag | None:
+        """From JetStream's consumer info (one request to the server)."""
+        try:
+            info = await self.js.consumer_info(STREAM, durable, timeout=2.0)
+        except nats.js.errors.NotFoundError:
+            return None
+        return ConsumerLag(pending=info.num_pending or 0, ack_pending=info.num_ack_pending or 0)
 
     async def close(self) -> None:
         # Consumers and the relay have stopped and every publish was acknowledged, so there
