@@ -170,7 +170,20 @@ class Orders:
         return (await self.inventory.GetStock(request)).stock
 
 
-def check_invariants(stack: Stack) -> dict[str, int]:
+def check_invariants(stack: Stack, settle_for: float = 10.0) -> dict[str, int]:
+    """``invariants`` once they hold; the compensations and the stock's commit run just
+    after an order turns final, so they get ``settle_for`` seconds to catch up."""
+    deadline = time.monotonic() + settle_for
+    while True:
+        try:
+            return invariants(stack)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def invariants(stack: Stack) -> dict[str, int]:
     """Every order the stack holds is final and consistent across the four databases;
     stock is conserved. Returns the count of orders per final status."""
     with stack.db("order") as odb:
