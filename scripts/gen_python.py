@@ -3,6 +3,10 @@
 Messages (``_pb2.py``), gRPC stubs (``_pb2_grpc.py``) and type stubs (``.pyi``, by
 mypy-protobuf) come from grpcio-tools' bundled protoc, so the generator version is pinned
 with the Python dependencies. ``--out`` writes elsewhere (the staleness test uses it).
+
+``third_party/protos`` (vendored imports such as ``google/api/annotations.proto``) is an
+include path only: nothing is generated from it, since Python gets those modules from the
+googleapis-common-protos package.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from grpc_tools import protoc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
+THIRD_PARTY = ROOT / "third_party" / "protos"
 DEFAULT_OUT = ROOT / "gen" / "python"
 
 
@@ -34,6 +39,7 @@ def generate(out: Path) -> None:
     args = [
         "protoc",
         f"-I{PROTOS}",
+        f"-I{THIRD_PARTY}",
         f"-I{include}",
         f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from google.api import annotations_pb2  # noqa: F401  (parses google.api.http as a known option)
 from google.protobuf import descriptor_pb2
 
 from tests.conftest import BIN, ROOT

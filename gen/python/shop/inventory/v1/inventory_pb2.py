@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!shop/inventory/v1/inventory.proto\x12\x11shop.inventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n\nStockLevel\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x03\x12\x10\n\x08reserved\x18\x03 \x01(\x03\x12\x0c\n\x04sold\x18\x04 \x01(\x03\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\".\n\rStockQuantity\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"\x9a\x01\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.shop.inventory.v1.ReservationStatus\x12/\n\x05items\x18\x03 \x03(\x0b\x32 .shop.inventory.v1.StockQuantity\x12\x12\n\nshort_skus\x18\x04 \x03(\t\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"@\n\x10GetStockResponse\x12,\n\x05stock\x18\x01 \x01(\x0b\x32\x1d.shop.inventory.v1.StockLevel\"9\n\x10ListStockRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x11ListStockResponse\x12,\n\x05stock\x18\x01 \x03(\x0b\x32\x1d.shop.inventory.v1.StockLevel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"X\n\x13ReserveStockRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12/\n\x05items\x18\x02 \x03(\x0b\x32 .shop.inventory.v1.StockQuantity\"K\n\x14ReserveStockResponse\x12\x33\n\x0breservation\x18\x01 \x01(\x0b\x32\x1e.shop.inventory.v1.Reservation\"\'\n\x13ReleaseStockRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"K\n\x14ReleaseStockResponse\x12\x33\n\x0breservation\x18\x01 \x01(\x0b\x32\x1e.shop.inventory.v1.Reservation\"&\n\x12\x43ommitStockRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"J\n\x13\x43ommitStockResponse\x12\x33\n\x0breservation\x18\x01 \x01(\x0b\x32\x1e.shop.inventory.v1.Reservation\"0\n\x12\x41\x64justStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x03\"C\n\x13\x41\x64justStockResponse\x12,\n\x05stock\x18\x01 \x01(\x0b\x32\x1d.shop.inventory.v1.StockLevel*\xbc\x01\n\x11ReservationStatus\x12\"\n\x1eRESERVATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESERVATION_STATUS_RESERVED\x10\x01\x12\x1f\n\x1bRESERVATION_STATUS_REJECTED\x10\x02\x12\x1f\n\x1bRESERVATION_STATUS_RELEASED\x10\x03\x12 \n\x1cRESERVATION_STATUS_COMMITTED\x10\x04\x32\xd6\x04\n\x10InventoryService\x12X\n\x08GetStock\x12\".shop.inventory.v1.GetStockRequest\x1a#.shop.inventory.v1.GetStockResponse\"\x03\x90\x02\x01\x12[\n\tListStock\x12#.shop.inventory.v1.ListStockRequest\x1a$.shop.inventory.v1.ListStockResponse\"\x03\x90\x02\x01\x12\x64\n\x0cReserveStock\x12&.shop.inventory.v1.ReserveStockRequest\x1a\'.shop.inventory.v1.ReserveStockResponse\"\x03\x90\x02\x02\x12\x64\n\x0cReleaseStock\x12&.shop.inventory.v1.ReleaseStockRequest\x1a\'.shop.inventory.v1.ReleaseStockResponse\"\x03\x90\x02\x02\x12\x61\n\x0b\x43ommitStock\x12%.shop.inventory.v1.CommitStockRequest\x1a&.shop.inventory.v1.CommitStockResponse\"\x03\x90\x02\x02\x12\\\n\x0b\x41\x64justStock\x12%.shop.inventory.v1.AdjustStockRequest\x1a&.shop.inventory.v1.AdjustStockResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!shop/inventory/v1/inventory.proto\x12\x11shop.inventory.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"}\n\nStockLevel\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x03\x12\x10\n\x08reserved\x18\x03 \x01(\x03\x12\x0c\n\x04sold\x18\x04 \x01(\x03\x12/\n\x0bupdate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\".\n\rStockQuantity\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"\x9a\x01\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x34\n\x06status\x18\x02 \x01(\x0e\x32$.shop.inventory.v1.ReservationStatus\x12/\n\x05items\x18\x03 \x03(\x0b\x32 .shop.inventory.v1.StockQuantity\x12\x12\n\nshort_skus\x18\x04 \x03(\t\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"@\n\x10GetStockResponse\x12,\n\x05stock\x18\x01 \x01(\x0b\x32\x1d.shop.inventory.v1.StockLevel\"9\n\x10ListStockRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x11ListStockResponse\x12,\n\x05stock\x18\x01 \x03(\x0b\x32\x1d.shop.inventory.v1.StockLevel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"X\n\x13ReserveStockRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12/\n\x05items\x18\x02 \x03(\x0b\x32 .shop.inventory.v1.StockQuantity\"K\n\x14ReserveStockResponse\x12\x33\n\x0breservation\x18\x01 \x01(\x0b\x32\x1e.shop.inventory.v1.Reservation\"\'\n\x13ReleaseStockRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"K\n\x14ReleaseStockResponse\x12\x33\n\x0breservation\x18\x01 \x01(\x0b\x32\x1e.shop.inventory.v1.Reservation\"&\n\x12\x43ommitStockRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"J\n\x13\x43ommitStockResponse\x12\x33\n\x0breservation\x18\x01 \x01(\x0b\x32\x1e.shop.inventory.v1.Reservation\"0\n\x12\x41\x64justStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x03\"C\n\x13\x41\x64justStockResponse\x12,\n\x05stock\x18\x01 \x01(\x0b\x32\x1d.shop.inventory.v1.StockLevel*\xbc\x01\n\x11ReservationStatus\x12\"\n\x1eRESERVATION_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESERVATION_STATUS_RESERVED\x10\x01\x12\x1f\n\x1bRESERVATION_STATUS_REJECTED\x10\x02\x12\x1f\n\x1bRESERVATION_STATUS_RELEASED\x10\x03\x12 \n\x1cRESERVATION_STATUS_COMMITTED\x10\x04\x32\xfe\x04\n\x10InventoryService\x12o\n\x08GetStock\x12\".shop.inventory.v1.GetStockRequest\x1a#.shop.inventory.v1.GetStockResponse\"\x1a\x90\x02\x01\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/stock/{sku}\x12l\n\tListStock\x12#.shop.inventory.v1.ListStockRequest\x1a$.shop.inventory.v1.ListStockResponse\"\x14\x90\x02\x01\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/stock\x12\x64\n\x0cReserveStock\x12&.shop.inventory.v1.ReserveStockRequest\x1a\'.shop.inventory.v1.ReserveStockResponse\"\x03\x90\x02\x02\x12\x64\n\x0cReleaseStock\x12&.shop.inventory.v1.ReleaseStockRequest\x1a\'.shop.inventory.v1.ReleaseStockResponse\"\x03\x90\x02\x02\x12\x61\n\x0b\x43ommitStock\x12%.shop.inventory.v1.CommitStockRequest\x1a&.shop.inventory.v1.CommitStockResponse\"\x03\x90\x02\x02\x12\\\n\x0b\x41\x64justStock\x12%.shop.inventory.v1.AdjustStockRequest\x1a&.shop.inventory.v1.AdjustStockResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,47 +34,47 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shop.inventory.v1.inventory
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['GetStock']._loaded_options = None
-  _globals['_INVENTORYSERVICE'].methods_by_name['GetStock']._serialized_options = b'\220\002\001'
+  _globals['_INVENTORYSERVICE'].methods_by_name['GetStock']._serialized_options = b'\220\002\001\202\323\344\223\002\021\022\017/v1/stock/{sku}'
   _globals['_INVENTORYSERVICE'].methods_by_name['ListStock']._loaded_options = None
-  _globals['_INVENTORYSERVICE'].methods_by_name['ListStock']._serialized_options = b'\220\002\001'
+  _globals['_INVENTORYSERVICE'].methods_by_name['ListStock']._serialized_options = b'\220\002\001\202\323\344\223\002\013\022\t/v1/stock'
   _globals['_INVENTORYSERVICE'].methods_by_name['ReserveStock']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['ReserveStock']._serialized_options = b'\220\002\002'
   _globals['_INVENTORYSERVICE'].methods_by_name['ReleaseStock']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['ReleaseStock']._serialized_options = b'\220\002\002'
   _globals['_INVENTORYSERVICE'].methods_by_name['CommitStock']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['CommitStock']._serialized_options = b'\220\002\002'
-  _globals['_RESERVATIONSTATUS']._serialized_start=1191
-  _globals['_RESERVATIONSTATUS']._serialized_end=1379
-  _globals['_STOCKLEVEL']._serialized_start=89
-  _globals['_STOCKLEVEL']._serialized_end=214
-  _globals['_STOCKQUANTITY']._serialized_start=216
-  _globals['_STOCKQUANTITY']._serialized_end=262
-  _globals['_RESERVATION']._serialized_start=265
-  _globals['_RESERVATION']._serialized_end=419
-  _globals['_GETSTOCKREQUEST']._serialized_start=421
-  _globals['_GETSTOCKREQUEST']._serialized_end=451
-  _globals['_GETSTOCKRESPONSE']._serialized_start=453
-  _globals['_GETSTOCKRESPONSE']._serialized_end=517
-  _globals['_LISTSTOCKREQUEST']._serialized_start=519
-  _globals['_LISTSTOCKREQUEST']._serialized_end=576
-  _globals['_LISTSTOCKRESPONSE']._serialized_start=578
-  _globals['_LISTSTOCKRESPONSE']._serialized_end=668
-  _globals['_RESERVESTOCKREQUEST']._serialized_start=670
-  _globals['_RESERVESTOCKREQUEST']._serialized_end=758
-  _globals['_RESERVESTOCKRESPONSE']._serialized_start=760
-  _globals['_RESERVESTOCKRESPONSE']._serialized_end=835
-  _globals['_RELEASESTOCKREQUEST']._serialized_start=837
-  _globals['_RELEASESTOCKREQUEST']._serialized_end=876
-  _globals['_RELEASESTOCKRESPONSE']._serialized_start=878
-  _globals['_RELEASESTOCKRESPONSE']._serialized_end=953
-  _globals['_COMMITSTOCKREQUEST']._serialized_start=955
-  _globals['_COMMITSTOCKREQUEST']._serialized_end=993
-  _globals['_COMMITSTOCKRESPONSE']._serialized_start=995
-  _globals['_COMMITSTOCKRESPONSE']._serialized_end=1069
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=1071
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=1119
-  _globals['_ADJUSTSTOCKRESPONSE']._serialized_start=1121
-  _globals['_ADJUSTSTOCKRESPONSE']._serialized_end=1188
-  _globals['_INVENTORYSERVICE']._serialized_start=1382
-  _globals['_INVENTORYSERVICE']._serialized_end=1980
+  _globals['_RESERVATIONSTATUS']._serialized_start=1221
+  _globals['_RESERVATIONSTATUS']._serialized_end=1409
+  _globals['_STOCKLEVEL']._serialized_start=119
+  _globals['_STOCKLEVEL']._serialized_end=244
+  _globals['_STOCKQUANTITY']._serialized_start=246
+  _globals['_STOCKQUANTITY']._serialized_end=292
+  _globals['_RESERVATION']._serialized_start=295
+  _globals['_RESERVATION']._serialized_end=449
+  _globals['_GETSTOCKREQUEST']._serialized_start=451
+  _globals['_GETSTOCKREQUEST']._serialized_end=481
+  _globals['_GETSTOCKRESPONSE']._serialized_start=483
+  _globals['_GETSTOCKRESPONSE']._serialized_end=547
+  _globals['_LISTSTOCKREQUEST']._serialized_start=549
+  _globals['_LISTSTOCKREQUEST']._serialized_end=606
+  _globals['_LISTSTOCKRESPONSE']._serialized_start=608
+  _globals['_LISTSTOCKRESPONSE']._serialized_end=698
+  _globals['_RESERVESTOCKREQUEST']._serialized_start=700
+  _globals['_RESERVESTOCKREQUEST']._serialized_end=788
+  _globals['_RESERVESTOCKRESPONSE']._serialized_start=790
+  _globals['_RESERVESTOCKRESPONSE']._serialized_end=865
+  _globals['_RELEASESTOCKREQUEST']._serialized_start=867
+  _globals['_RELEASESTOCKREQUEST']._serialized_end=906
+  _globals['_RELEASESTOCKRESPONSE']._serialized_start=908
+  _globals['_RELEASESTOCKRESPONSE']._serialized_end=983
+  _globals['_COMMITSTOCKREQUEST']._serialized_start=985
+  _globals['_COMMITSTOCKREQUEST']._serialized_end=1023
+  _globals['_COMMITSTOCKRESPONSE']._serialized_start=1025
+  _globals['_COMMITSTOCKRESPONSE']._serialized_end=1099
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=1101
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=1149
+  _globals['_ADJUSTSTOCKRESPONSE']._serialized_start=1151
+  _globals['_ADJUSTSTOCKRESPONSE']._serialized_end=1218
+  _globals['_INVENTORYSERVICE']._serialized_start=1412
+  _globals['_INVENTORYSERVICE']._serialized_end=2050
 # @@protoc_insertion_point(module_scope)

@@ -27,6 +27,7 @@ if _version_not_supported:
 
 class InventoryServiceStub:
     """Owns stock levels and reservations. Reserve and release are idempotent per order.
+    Only the reads have REST routes (google.api.http): the rest is for the mesh's own services.
     """
 
     def __init__(self, channel):
@@ -69,6 +70,7 @@ class InventoryServiceStub:
 
 class InventoryServiceServicer:
     """Owns stock levels and reservations. Reserve and release are idempotent per order.
+    Only the reads have REST routes (google.api.http): the rest is for the mesh's own services.
     """
 
     def GetStock(self, request, context):
@@ -156,6 +158,7 @@ def add_InventoryServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class InventoryService:
     """Owns stock levels and reservations. Reserve and release are idempotent per order.
+    Only the reads have REST routes (google.api.http): the rest is for the mesh's own services.
     """
 
     @staticmethod

@@ -27,7 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class InventoryServiceStub:
-    """Owns stock levels and reservations. Reserve and release are idempotent per order."""
+    """Owns stock levels and reservations. Reserve and release are idempotent per order.
+    Only the reads have REST routes (google.api.http): the rest is for the mesh's own services.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -48,7 +50,9 @@ class InventoryServiceStub:
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
-    """Owns stock levels and reservations. Reserve and release are idempotent per order."""
+    """Owns stock levels and reservations. Reserve and release are idempotent per order.
+    Only the reads have REST routes (google.api.http): the rest is for the mesh's own services.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetStock: _aio.UnaryUnaryMultiCallable[_inventory_pb2.GetStockRequest, _inventory_pb2.GetStockResponse]  # type: ignore[assignment]
@@ -65,7 +69,9 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """Adds (or, with a negative delta, removes) available stock of a sku."""
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Owns stock levels and reservations. Reserve and release are idempotent per order."""
+    """Owns stock levels and reservations. Reserve and release are idempotent per order.
+    Only the reads have REST routes (google.api.http): the rest is for the mesh's own services.
+    """
 
     @_abc_1.abstractmethod
     def GetStock(

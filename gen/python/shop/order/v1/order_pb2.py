@@ -22,51 +22,56 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from shop.common.v1 import address_pb2 as shop_dot_common_dot_v1_dot_address__pb2
 from shop.common.v1 import line_item_pb2 as shop_dot_common_dot_v1_dot_line__item__pb2
 from shop.common.v1 import money_pb2 as shop_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19shop/order/v1/order.proto\x12\rshop.order.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cshop/common/v1/address.proto\x1a\x1eshop/common/v1/line_item.proto\x1a\x1ashop/common/v1/money.proto\"{\n\x0cStatusChange\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.shop.order.v1.OrderStatus\x12/\n\x0b\x63hange_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xb0\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\'\n\x05items\x18\x03 \x03(\x0b\x32\x18.shop.common.v1.LineItem\x12$\n\x05total\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.Money\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.shop.order.v1.OrderStatus\x12\x31\n\x10shipping_address\x18\x06 \x01(\x0b\x32\x17.shop.common.v1.Address\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x07history\x18\t \x03(\x0b\x32\x1b.shop.order.v1.StatusChange\x12\x15\n\rcancel_reason\x18\n \x01(\t\x12\x12\n\npayment_id\x18\x0b \x01(\t\x12\x17\n\x0ftracking_number\x18\x0c \x01(\t\"\xb4\x01\n\x11PlaceOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\'\n\x05items\x18\x02 \x03(\x0b\x32\x18.shop.common.v1.LineItem\x12\x31\n\x10shipping_address\x18\x03 \x01(\x0b\x32\x17.shop.common.v1.Address\x12\x15\n\rpayment_token\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"9\n\x12PlaceOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.shop.order.v1.Order\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"7\n\x10GetOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.shop.order.v1.Order\"{\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12*\n\x06status\x18\x04 \x01(\x0e\x32\x1a.shop.order.v1.OrderStatus\"S\n\x12ListOrdersResponse\x12$\n\x06orders\x18\x01 \x03(\x0b\x32\x14.shop.order.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"9\n\x12WatchOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.shop.order.v1.Order\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x13\x43\x61ncelOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.shop.order.v1.Order*\xb5\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x1f\n\x1bORDER_STATUS_STOCK_RESERVED\x10\x02\x12\x15\n\x11ORDER_STATUS_PAID\x10\x03\x12\x1a\n\x16ORDER_STATUS_CONFIRMED\x10\x04\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x05\x32\xbb\x03\n\x0cOrderService\x12Q\n\nPlaceOrder\x12 .shop.order.v1.PlaceOrderRequest\x1a!.shop.order.v1.PlaceOrderResponse\x12P\n\x08GetOrder\x12\x1e.shop.order.v1.GetOrderRequest\x1a\x1f.shop.order.v1.GetOrderResponse\"\x03\x90\x02\x01\x12V\n\nListOrders\x12 .shop.order.v1.ListOrdersRequest\x1a!.shop.order.v1.ListOrdersResponse\"\x03\x90\x02\x01\x12X\n\nWatchOrder\x12 .shop.order.v1.WatchOrderRequest\x1a!.shop.order.v1.WatchOrderResponse\"\x03\x90\x02\x01\x30\x01\x12T\n\x0b\x43\x61ncelOrder\x12!.shop.order.v1.CancelOrderRequest\x1a\".shop.order.v1.CancelOrderResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19shop/order/v1/order.proto\x12\rshop.order.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cshop/common/v1/address.proto\x1a\x1eshop/common/v1/line_item.proto\x1a\x1ashop/common/v1/money.proto\"{\n\x0cStatusChange\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.shop.order.v1.OrderStatus\x12/\n\x0b\x63hange_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xb0\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\'\n\x05items\x18\x03 \x03(\x0b\x32\x18.shop.common.v1.LineItem\x12$\n\x05total\x18\x04 \x01(\x0b\x32\x15.shop.common.v1.Money\x12*\n\x06status\x18\x05 \x01(\x0e\x32\x1a.shop.order.v1.OrderStatus\x12\x31\n\x10shipping_address\x18\x06 \x01(\x0b\x32\x17.shop.common.v1.Address\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x07history\x18\t \x03(\x0b\x32\x1b.shop.order.v1.StatusChange\x12\x15\n\rcancel_reason\x18\n \x01(\t\x12\x12\n\npayment_id\x18\x0b \x01(\t\x12\x17\n\x0ftracking_number\x18\x0c \x01(\t\"\xb4\x01\n\x11PlaceOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\'\n\x05items\x18\x02 \x03(\x0b\x32\x18.shop.common.v1.LineItem\x12\x31\n\x10shipping_address\x18\x03 \x01(\x0b\x32\x17.shop.common.v1.Address\x12\x15\n\rpayment_token\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"9\n\x12PlaceOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.shop.order.v1.Order\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"7\n\x10GetOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.shop.order.v1.Order\"{\n\x11ListOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12*\n\x06status\x18\x04 \x01(\x0e\x32\x1a.shop.order.v1.OrderStatus\"S\n\x12ListOrdersResponse\x12$\n\x06orders\x18\x01 \x03(\x0b\x32\x14.shop.order.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x11WatchOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"9\n\x12WatchOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.shop.order.v1.Order\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x13\x43\x61ncelOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.shop.order.v1.Order*\xb5\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x1f\n\x1bORDER_STATUS_STOCK_RESERVED\x10\x02\x12\x15\n\x11ORDER_STATUS_PAID\x10\x03\x12\x1a\n\x16ORDER_STATUS_CONFIRMED\x10\x04\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x05\x32\xcd\x04\n\x0cOrderService\x12h\n\nPlaceOrder\x12 .shop.order.v1.PlaceOrderRequest\x1a!.shop.order.v1.PlaceOrderResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\"\n/v1/orders:\x01*\x12m\n\x08GetOrder\x12\x1e.shop.order.v1.GetOrderRequest\x1a\x1f.shop.order.v1.GetOrderResponse\" \x90\x02\x01\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12h\n\nListOrders\x12 .shop.order.v1.ListOrdersRequest\x1a!.shop.order.v1.ListOrdersResponse\"\x15\x90\x02\x01\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/orders\x12{\n\nWatchOrder\x12 .shop.order.v1.WatchOrderRequest\x1a!.shop.order.v1.WatchOrderResponse\"&\x90\x02\x01\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/orders/{order_id}:watch0\x01\x12}\n\x0b\x43\x61ncelOrder\x12!.shop.order.v1.CancelOrderRequest\x1a\".shop.order.v1.CancelOrderResponse\"\'\x82\xd3\xe4\x93\x02!\"\x1c/v1/orders/{order_id}:cancel:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shop.order.v1.order_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_ORDERSERVICE'].methods_by_name['PlaceOrder']._loaded_options = None
+  _globals['_ORDERSERVICE'].methods_by_name['PlaceOrder']._serialized_options = b'\202\323\344\223\002\017\"\n/v1/orders:\001*'
   _globals['_ORDERSERVICE'].methods_by_name['GetOrder']._loaded_options = None
-  _globals['_ORDERSERVICE'].methods_by_name['GetOrder']._serialized_options = b'\220\002\001'
+  _globals['_ORDERSERVICE'].methods_by_name['GetOrder']._serialized_options = b'\220\002\001\202\323\344\223\002\027\022\025/v1/orders/{order_id}'
   _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._loaded_options = None
-  _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._serialized_options = b'\220\002\001'
+  _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._serialized_options = b'\220\002\001\202\323\344\223\002\014\022\n/v1/orders'
   _globals['_ORDERSERVICE'].methods_by_name['WatchOrder']._loaded_options = None
-  _globals['_ORDERSERVICE'].methods_by_name['WatchOrder']._serialized_options = b'\220\002\001'
-  _globals['_ORDERSTATUS']._serialized_start=1488
-  _globals['_ORDERSTATUS']._serialized_end=1669
-  _globals['_STATUSCHANGE']._serialized_start=167
-  _globals['_STATUSCHANGE']._serialized_end=290
-  _globals['_ORDER']._serialized_start=293
-  _globals['_ORDER']._serialized_end=725
-  _globals['_PLACEORDERREQUEST']._serialized_start=728
-  _globals['_PLACEORDERREQUEST']._serialized_end=908
-  _globals['_PLACEORDERRESPONSE']._serialized_start=910
-  _globals['_PLACEORDERRESPONSE']._serialized_end=967
-  _globals['_GETORDERREQUEST']._serialized_start=969
-  _globals['_GETORDERREQUEST']._serialized_end=1004
-  _globals['_GETORDERRESPONSE']._serialized_start=1006
-  _globals['_GETORDERRESPONSE']._serialized_end=1061
-  _globals['_LISTORDERSREQUEST']._serialized_start=1063
-  _globals['_LISTORDERSREQUEST']._serialized_end=1186
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1188
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1271
-  _globals['_WATCHORDERREQUEST']._serialized_start=1273
-  _globals['_WATCHORDERREQUEST']._serialized_end=1310
-  _globals['_WATCHORDERRESPONSE']._serialized_start=1312
-  _globals['_WATCHORDERRESPONSE']._serialized_end=1369
-  _globals['_CANCELORDERREQUEST']._serialized_start=1371
-  _globals['_CANCELORDERREQUEST']._serialized_end=1425
-  _globals['_CANCELORDERRESPONSE']._serialized_start=1427
-  _globals['_CANCELORDERRESPONSE']._serialized_end=1485
-  _globals['_ORDERSERVICE']._serialized_start=1672
-  _globals['_ORDERSERVICE']._serialized_end=2115
+  _globals['_ORDERSERVICE'].methods_by_name['WatchOrder']._serialized_options = b'\220\002\001\202\323\344\223\002\035\022\033/v1/orders/{order_id}:watch'
+  _globals['_ORDERSERVICE'].methods_by_name['CancelOrder']._loaded_options = None
+  _globals['_ORDERSERVICE'].methods_by_name['CancelOrder']._serialized_options = b'\202\323\344\223\002!\"\034/v1/orders/{order_id}:cancel:\001*'
+  _globals['_ORDERSTATUS']._serialized_start=1518
+  _globals['_ORDERSTATUS']._serialized_end=1699
+  _globals['_STATUSCHANGE']._serialized_start=197
+  _globals['_STATUSCHANGE']._serialized_end=320
+  _globals['_ORDER']._serialized_start=323
+  _globals['_ORDER']._serialized_end=755
+  _globals['_PLACEORDERREQUEST']._serialized_start=758
+  _globals['_PLACEORDERREQUEST']._serialized_end=938
+  _globals['_PLACEORDERRESPONSE']._serialized_start=940
+  _globals['_PLACEORDERRESPONSE']._serialized_end=997
+  _globals['_GETORDERREQUEST']._serialized_start=999
+  _globals['_GETORDERREQUEST']._serialized_end=1034
+  _globals['_GETORDERRESPONSE']._serialized_start=1036
+  _globals['_GETORDERRESPONSE']._serialized_end=1091
+  _globals['_LISTORDERSREQUEST']._serialized_start=1093
+  _globals['_LISTORDERSREQUEST']._serialized_end=1216
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1218
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1301
+  _globals['_WATCHORDERREQUEST']._serialized_start=1303
+  _globals['_WATCHORDERREQUEST']._serialized_end=1340
+  _globals['_WATCHORDERRESPONSE']._serialized_start=1342
+  _globals['_WATCHORDERRESPONSE']._serialized_end=1399
+  _globals['_CANCELORDERREQUEST']._serialized_start=1401
+  _globals['_CANCELORDERREQUEST']._serialized_end=1455
+  _globals['_CANCELORDERRESPONSE']._serialized_start=1457
+  _globals['_CANCELORDERRESPONSE']._serialized_end=1515
+  _globals['_ORDERSERVICE']._serialized_start=1702
+  _globals['_ORDERSERVICE']._serialized_end=2291
 # @@protoc_insertion_point(module_scope)

@@ -29,6 +29,7 @@ class OrderServiceStub:
     """Places orders and answers questions about them. The public face of the shop.
     Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
     UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
+    The google.api.http options are the REST routes the API gateway (services/gateway) serves.
     """
 
     def __init__(self, channel):
@@ -68,6 +69,7 @@ class OrderServiceServicer:
     """Places orders and answers questions about them. The public face of the shop.
     Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
     UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
+    The google.api.http options are the REST routes the API gateway (services/gateway) serves.
     """
 
     def PlaceOrder(self, request, context):
@@ -145,6 +147,7 @@ class OrderService:
     """Places orders and answers questions about them. The public face of the shop.
     Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
     UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
+    The google.api.http options are the REST routes the API gateway (services/gateway) serves.
     """
 
     @staticmethod

@@ -30,6 +30,7 @@ class OrderServiceStub:
     """Places orders and answers questions about them. The public face of the shop.
     Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
     UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
+    The google.api.http options are the REST routes the API gateway (services/gateway) serves.
     """
 
     @_typing.overload
@@ -52,6 +53,7 @@ class OrderServiceAsyncStub(OrderServiceStub):
     """Places orders and answers questions about them. The public face of the shop.
     Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
     UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
+    The google.api.http options are the REST routes the API gateway (services/gateway) serves.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -70,6 +72,7 @@ class OrderServiceServicer(metaclass=_abc_1.ABCMeta):
     """Places orders and answers questions about them. The public face of the shop.
     Methods marked NO_SIDE_EFFECTS or IDEMPOTENT (here and in every service) are retried on
     UNAVAILABLE by the mesh's clients, through a gRPC service config derived from these options.
+    The google.api.http options are the REST routes the API gateway (services/gateway) serves.
     """
 
     @_abc_1.abstractmethod
