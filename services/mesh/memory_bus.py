@@ -38,6 +38,7 @@ class _Delivery:
 
     async def nak(self, delay: float) -> None:
         self.settled = True
+        self.bus.scheduled += 1
         loop = asyncio.get_running_loop()
         loop.call_later(delay, self.bus._redeliver, self.group, self.message, self.attempt + 1)
 
@@ -56,6 +57,7 @@ class MemoryBus:
         self._groups: dict[str, _Group] = {}
         self._wake = asyncio.Condition()
         self.duplicates_dropped = 0
+        self.scheduled = 0  # nak'ed deliveries waiting for their delay
 
     async def publish(self, subject: str, data: bytes, msg_id: str) -> None:
         if msg_id in self._ids:
@@ -73,6 +75,7 @@ class MemoryBus:
         asyncio.get_running_loop().create_task(self._notify())
 
     def _redeliver(self, group: str, message: _Message, attempt: int) -> None:
+        self.scheduled -= 1
         self._groups[group].redeliveries.append((message, attempt))
         asyncio.get_running_loop().create_task(self._notify())
 
@@ -102,7 +105,7 @@ class MemoryBus:
 
     def idle(self) -> bool:
         """True when every group has read the whole log and has nothing to redeliver."""
-        return all(g.cursor == len(self.log) and not g.redeliveries for g in self._groups.values())
+        return self.scheduled == 0 and all(g.cursor == len(self.log) and not g.redeliveries for g in self._groups.values())
 
     async def close(self) -> None:
         pass

@@ -26,6 +26,8 @@ CONFIRMED = order_pb2.ORDER_STATUS_CONFIRMED
 CANCELLED = order_pb2.ORDER_STATUS_CANCELLED
 FINAL = frozenset({CONFIRMED, CANCELLED})
 NOT_FINAL = frozenset({PENDING, STOCK_RESERVED, PAID})
+# How far along the saga a status is; statuses only move to a higher rank.
+RANK = {PENDING: 0, STOCK_RESERVED: 1, PAID: 2, CONFIRMED: 3, CANCELLED: 3}
 
 
 def status_name(status: order_pb2.OrderStatus.ValueType) -> str:

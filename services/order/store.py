@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from services.mesh.database import Database, fetch_all, fetch_one
 from services.mesh.errors import FailedPrecondition
 from services.mesh.times import now_micros
-from services.order.domain import PENDING, OrderDraft, status_name, status_value
+from services.order.domain import PENDING, RANK, OrderDraft, status_name, status_value
 from shop.order.v1 import order_pb2
 
 SCHEMA = """
@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS order_idempotency_keys (
 """
 
 Status = order_pb2.OrderStatus.ValueType
+
+
+class NotYet(LookupError):
+    """An event arrived before the one it follows was applied; it is delivered again."""
 
 
 @dataclass(frozen=True)
@@ -96,15 +100,27 @@ class OrderStore:
         return status_value(row["status"]) if row else None
 
     async def advance(self, order_id: str, expected: Collection[Status], status: Status) -> bool:
-        """Moves the order to ``status`` if it is in one of ``expected``; False otherwise
-        (unknown order, or it moved on already)."""
+        """Moves the order to ``status`` if it is in one of ``expected``; False if it cannot
+        (unknown order, or it moved on already: cancelled, say).
+
+        Raises ``NotYet`` if the order has not reached ``expected`` yet: the event that moves
+        it there is still to be handled (by another instance of the service, or after a
+        redelivery), so the caller's event must come back later.
+        """
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 f"UPDATE order_state SET status = ?, update_time = ?"
                 f" WHERE order_id = ? AND status IN ({', '.join('?' * len(expected))})",
                 (status_name(status), now_micros(), order_id, *map(status_name, expected)),
             )
-            return cur.rowcount == 1
+            if cur.rowcount == 1:
+                return True
+            row = await fetch_one(
+                conn, "SELECT status FROM order_state WHERE order_id = ?", (order_id,)
+            )
+        if row is not None and RANK[status_value(row["status"])] < min(RANK[s] for s in expected):
+            raise NotYet(f"order {order_id} is {row['status']}, not yet {status_name(status)}")
+        return False
 
     async def overdue(self, limit: int = 100) -> list[OverdueOrder]:
         """Orders whose saga is past its deadline and not final, oldest deadline first."""

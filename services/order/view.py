@@ -25,6 +25,7 @@ from services.order.domain import (
     CONFIRMED,
     PAID,
     PENDING,
+    RANK,
     STOCK_RESERVED,
     status_name,
 )
@@ -42,8 +43,6 @@ CREATE TABLE IF NOT EXISTS order_views (
 CREATE INDEX IF NOT EXISTS order_views_by_customer ON order_views (customer_id, seq);
 CREATE INDEX IF NOT EXISTS order_views_by_status ON order_views (status, seq);
 """
-
-RANK = {PENDING: 0, STOCK_RESERVED: 1, PAID: 2, CONFIRMED: 3, CANCELLED: 3}
 
 
 class OrderView:

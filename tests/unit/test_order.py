@@ -22,7 +22,7 @@ from services.inventory.servicer import InventoryServicer
 from services.inventory.store import SCHEMA as INVENTORY_SCHEMA
 from services.inventory.store import InventoryStore
 from services.mesh.database import Database
-from services.mesh.envelopes import EventEnvelope
+from services.mesh.envelopes import EventEnvelope, wrap
 from services.mesh.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
 from services.mesh.events import SCHEMA as EVENTS_SCHEMA
 from services.mesh.events import Events
@@ -563,3 +563,29 @@ async def test_shipment_carries_the_order(shop: Shop) -> None:
     assert shipment is not None
     assert shipment.address == order.shipping_address
     assert list(shipment.items) == list(order.items)
+
+
+async def test_an_event_ahead_of_its_turn_comes_back_later() -> None:
+    """Instances of a service share its consumer, so an order's events may be handled out of
+    order; one that arrives before the event it follows is redelivered, not dropped."""
+    shop = await open_shop(start=("order",))
+    try:
+        placed = (await shop.orders.PlaceOrder(place(), None)).order
+        order_id = placed.order_id
+
+        async def publish(event: Any) -> None:
+            envelope = wrap(event, source="test", correlation_id=order_id)
+            await shop.bus.publish(
+                envelope.event_type, envelope.SerializeToString(), envelope.event_id
+            )
+
+        await publish(events_pb2.PaymentCaptured(order_id=order_id, payment_id="pay_1"))
+        await asyncio.sleep(0.1)
+        assert (await shop.get(order_id)).status == PENDING  # not applied: not its turn yet
+        await publish(events_pb2.StockReserved(order_id=order_id, items=placed.items))
+        await shop.settle()
+        order = await shop.get(order_id)
+        assert statuses(order) == [PENDING, RESERVED, PAID]
+        assert order.payment_id == "pay_1"
+    finally:
+        await close_shop(shop)
