@@ -320,6 +320,7 @@ async def test_the_same_event_delivered_twice_has_no_second_effect(
 ) -> None:
     order = await orders.final((await orders.place(order_request(("SKU-MOUSE", 4)))).order_id)
     assert order.status == CONFIRMED
+    check_invariants(stack)  # the stock's commit, just after CONFIRMED, has happened
     before = await orders.stock("SKU-MOUSE")
     # Every event of this order's flow, from the four outboxes, published again under a new
     # message id, so the broker's de-duplication does not catch it: the consumers' own
