@@ -3,8 +3,10 @@
 Start-up: certificates (issued from the mesh CA in Consul's trust domain), authorization
 (Consul intentions), the service's own ``setup`` (database, servicers, stubs of the
 services it calls), the mTLS gRPC server with health and reflection, a plaintext
-loopback health port for Consul's checker, then registration in Consul. A line
-``MESH_READY {json}`` on stdout tells launchers where the instance listens.
+loopback health port for Consul's checker, the Prometheus metrics port (also loopback),
+then registration in Consul (the metrics port in the service meta, for Prometheus'
+``consul_sd_configs``). A line ``MESH_READY {json}`` on stdout tells launchers where the
+instance listens.
 
 Shutdown on SIGTERM/SIGINT: health NOT_SERVING, deregistration (clients' watches drop the
 instance within a second), then the server stops accepting and gives calls in flight
@@ -27,6 +29,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.mesh import consul as consul_api
@@ -40,6 +43,7 @@ from services.mesh.discovery import Discovery
 from services.mesh.events import SCHEMA as EVENTS_SCHEMA
 from services.mesh.events import Events
 from services.mesh.interceptors import MeshServerInterceptor
+from services.mesh.metrics import METRICS_PATH, Metrics
 from services.mesh.nats_bus import NatsBus
 
 log = logging.getLogger("mesh")
@@ -58,9 +62,14 @@ class Mesh:
         certificates: Certificates | None,
         client_interceptors: list[grpc.aio.ClientInterceptor],
         tracer: TracerProvider,
+        tracing: telemetry.Tracing | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
         self.tracer = tracer
+        self.tracing = tracing or telemetry.Tracing(tracer)
+        # This instance's Prometheus registry; a service adds its own with metrics.counter().
+        self.metrics = metrics or Metrics()
         self.consul = consul_client
         self.certificates = certificates
         self.discovery = Discovery(consul_client)
@@ -101,7 +110,12 @@ class Mesh:
         )
         await db.conn.executescript(EVENTS_SCHEMA)
         events = Events(
-            self.config.name, db, bus, self.tracer.get_tracer("mesh.events"), self.config.faults
+            self.config.name,
+            db,
+            bus,
+            self.tracer.get_tracer("mesh.events"),
+            self.config.faults,
+            self.metrics,
         )
         self._events.append(events)
         # Shutdown runs in reverse: stop consuming and relaying, then the bus, then the db.
@@ -154,6 +168,9 @@ class Mesh:
         if self.certificates is not None:
             await self.certificates.stop()
         await self.consul.http._session.close()
+        await self.metrics.close()
+        # The spans still queued go out now (bounded; from a thread, off the event loop).
+        await asyncio.to_thread(self.tracing.shutdown)
 
 
 def _add_servicer(server: grpc.aio.Server, descriptor: ServiceDescriptor, servicer: Any) -> None:
@@ -168,7 +185,8 @@ async def open_mesh(config: MeshConfig) -> tuple[Mesh, Authorizer | None]:
 
     Also what a pure client (a test, the gateway) uses to call services with an identity.
     """
-    tracer = telemetry.setup_tracing(config.name, config.instance_id)
+    tracing = telemetry.setup_tracing(config.name, config.instance_id, config.trace_sink)
+    tracer = tracing.provider
     c = consul_api.client(config.consul_http_addr)
     certificates: Certificates | None = None
     authorizer: Authorizer | None = None
@@ -194,16 +212,28 @@ async def open_mesh(config: MeshConfig) -> tuple[Mesh, Authorizer | None]:
         *telemetry.client_interceptors(tracer),
         *deadlines.client_interceptors(config.policy.deadlines),
     ]
-    mesh = Mesh(config, c, certificates, client_interceptors, tracer)
+    mesh = Mesh(config, c, certificates, client_interceptors, tracer, tracing, Metrics())
     if isinstance(authorizer, Intentions):
         mesh.on_close(authorizer.stop)
     return mesh, authorizer
 
 
-async def serve(config: MeshConfig, setup: Setup, stop: asyncio.Event | None = None) -> None:
-    """Run one instance until ``stop`` is set, or until SIGTERM/SIGINT when ``stop`` is None."""
-    telemetry.setup_logging(config.name, config.instance_id)
+async def serve(
+    config: MeshConfig,
+    setup: Setup,
+    stop: asyncio.Event | None = None,
+    *,
+    global_tracer: bool = False,
+) -> None:
+    """Run one instance until ``stop`` is set, or until SIGTERM/SIGINT when ``stop`` is None.
+
+    ``global_tracer``: the instance is the process (``run_service``), so its tracer provider
+    becomes OpenTelemetry's global one, for code that asks ``opentelemetry.trace``.
+    """
+    log_context = telemetry.setup_logging(config.name, config.instance_id, config.log_json)
     mesh, authorizer = await open_mesh(config)
+    if global_tracer:
+        trace.set_tracer_provider(mesh.tracer)
     certificates = mesh.certificates
     await setup(mesh)
 
@@ -211,6 +241,8 @@ async def serve(config: MeshConfig, setup: Setup, stop: asyncio.Event | None = N
         config.policy,
         authorizer,
         (lambda: certificates.trust_domain) if certificates else (lambda: config.trust_domain),
+        mesh.metrics,
+        telemetry.AccessLog(log_context, config.log_json) if config.access_log else None,
     )
     server = grpc.aio.server(interceptors=[telemetry.server_interceptor(mesh.tracer), interceptor])
     health_servicer = health.aio.HealthServicer()
@@ -237,6 +269,17 @@ async def serve(config: MeshConfig, setup: Setup, stop: asyncio.Event | None = N
     config = config.with_instance(port, health_port)
     mesh.config = config
     interceptor.instance_id = config.instance_id
+    log_context.instance = config.instance_id
+    mesh.tracing.set_instance(config.instance_id)
+    mesh.metrics.info.labels(config.name, config.instance_id, config.version).set(1)
+    metrics_port = (
+        await mesh.metrics.serve("127.0.0.1", config.metrics_port)
+        if config.metrics_port >= 0
+        else None
+    )
+    meta = {"grpc_services": ",".join(names)}
+    if metrics_port is not None:
+        meta |= {"metrics_port": str(metrics_port), "metrics_path": METRICS_PATH}
 
     await server.start()
     await health_server.start()
@@ -253,7 +296,7 @@ async def serve(config: MeshConfig, setup: Setup, stop: asyncio.Event | None = N
         health_port=health_port,
         version=config.version,
         tags=["grpc", "insecure" if config.insecure else "mtls"],
-        meta={"grpc_services": ",".join(names)},
+        meta=meta,
     )
     ready = {
         "name": config.name,
@@ -261,11 +304,19 @@ async def serve(config: MeshConfig, setup: Setup, stop: asyncio.Event | None = N
         "address": config.host,
         "port": port,
         "health_port": health_port,
+        "metrics_port": metrics_port,
+        "traces": mesh.tracing.destination,
         "trust_domain": certificates.trust_domain if certificates else None,
     }
     print("MESH_READY " + json.dumps(ready), flush=True)
     log.info(
-        "%s serving on %s:%d (health on 127.0.0.1:%d)", config.name, config.host, port, health_port
+        "%s serving on %s:%d (health on 127.0.0.1:%d, metrics on %s, traces to %s)",
+        config.name,
+        config.host,
+        port,
+        health_port,
+        f"127.0.0.1:{metrics_port}{METRICS_PATH}" if metrics_port is not None else "none",
+        mesh.tracing.destination,
     )
 
     if stop is None:
@@ -299,4 +350,4 @@ async def _logged(name: str, run: Callable[[], Awaitable[None]]) -> None:
 def run_service(name: str, setup: Setup, argv: list[str] | None = None) -> None:
     """Entry point of ``python -m services.<name>``."""
     config = MeshConfig.from_args(name, sys.argv[1:] if argv is None else argv)
-    asyncio.run(serve(config, setup))
+    asyncio.run(serve(config, setup, global_tracer=True))

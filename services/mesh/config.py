@@ -105,10 +105,25 @@ class MeshConfig:
     shutdown_grace: float = 5.0
     policy: MeshPolicy = field(default_factory=MeshPolicy)
     intentions_dir: Path = DEFAULT_INTENTIONS_DIR
+    # Observability: the Prometheus port on 127.0.0.1 (0: a free one; negative: none),
+    # JSON log lines, an access log line per RPC, and the local trace sink (a file shared
+    # by the run's processes; None: <state_dir>/traces.db) unless traces go to OTLP.
+    metrics_port: int = 0
+    log_json: bool = False
+    access_log: bool = True
+    local_traces: bool = True
+    traces_db: Path | None = None
 
     @property
     def ca_dir(self) -> Path:
         return self.state_dir / "ca"
+
+    @property
+    def trace_sink(self) -> Path | None:
+        """The local trace sink file, or None when local traces are off."""
+        if not self.local_traces:
+            return None
+        return self.traces_db or self.state_dir / "traces.db"
 
     @classmethod
     def from_args(cls, name: str, argv: list[str] | None = None) -> MeshConfig:
@@ -156,7 +171,34 @@ class MeshConfig:
         p.add_argument("--cert-ttl", default=env.get("MESH_CERT_TTL", "24h"))
         p.add_argument("--trust-domain", default=env.get("MESH_TRUST_DOMAIN", "meshkit.local"))
         p.add_argument("--shutdown-grace", default=env.get("MESH_SHUTDOWN_GRACE", "5s"))
+        p.add_argument(
+            "--metrics-port",
+            type=int,
+            default=int(env.get("MESH_METRICS_PORT", "0")),
+            help="Prometheus /metrics on 127.0.0.1 (0: a free port, -1: none)",
+        )
+        p.add_argument(
+            "--log-json",
+            action="store_true",
+            default=_env_bool("MESH_LOG_JSON", env.get("MESH_LOG_FORMAT") == "json"),
+            help="JSON log lines (default: human-readable)",
+        )
+        p.add_argument(
+            "--no-access-log",
+            dest="access_log",
+            action="store_false",
+            default=_env_bool("MESH_ACCESS_LOG", True),
+            help="no log line per RPC",
+        )
+        traces = env.get("MESH_TRACES_DB", "")
+        p.add_argument(
+            "--traces-db",
+            default=traces,
+            help="the local trace sink (default <state-dir>/traces.db; 'off': none);"
+            " unused when OTEL_EXPORTER_OTLP_ENDPOINT is set",
+        )
         a = p.parse_args(argv)
+        traces_off = a.traces_db.strip().lower() in {"off", "none", "0"}
         consul = a.consul.removeprefix("http://")
         return cls(
             name=name,
@@ -176,6 +218,11 @@ class MeshConfig:
             shutdown_grace=parse_duration(a.shutdown_grace),
             policy=MeshPolicy.load(a.mesh_file),
             intentions_dir=a.intentions_dir,
+            metrics_port=a.metrics_port,
+            log_json=a.log_json,
+            access_log=a.access_log,
+            local_traces=not traces_off,
+            traces_db=Path(a.traces_db) if a.traces_db and not traces_off else None,
         )
 
     def with_instance(self, port: int, health_port: int) -> MeshConfig:

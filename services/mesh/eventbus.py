@@ -4,6 +4,7 @@ services: publish with de-duplication by id, and durable, acknowledged consumpti
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -21,6 +22,15 @@ class Delivery(Protocol):
 Handler = Callable[[Sequence[Delivery]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class ConsumerLag:
+    """How far a durable consumer is behind: messages not yet delivered to it, and
+    delivered but not yet acknowledged."""
+
+    pending: int
+    ack_pending: int
+
+
 class EventBus(Protocol):
     async def publish(self, subject: str, data: bytes, msg_id: str) -> None:
         """Publish durably; a second publish with the same ``msg_id`` is dropped by the broker."""
@@ -28,5 +38,8 @@ class EventBus(Protocol):
     async def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
         """Deliver batches of messages on ``subjects`` to ``handler``, for the consumer group
         ``durable`` (instances of one service share it), until cancelled."""
+
+    async def lag(self, durable: str) -> ConsumerLag | None:
+        """The consumer group's lag now (None if the broker does not know the group)."""
 
     async def close(self) -> None: ...

@@ -6,29 +6,39 @@ event's id in ``mesh_processed_events``; a redelivered event finds its id and ha
 second effect. Handlers run one event at a time, in the order the broker delivers them;
 a handler that raises gets its event redelivered after a growing delay.
 
-Trace context travels in the envelope: a consumer's span is a child of the span that
-emitted the event, so one order yields one trace across services and the broker.
+Trace context travels in the envelope: ``emit`` opens a short PRODUCER span
+(``<type> create``) whose context the envelope carries; the outbox relay's publish
+(``<type> publish``, in another task, maybe another process life) and every consumer's
+``<type> process`` span are its children, so one order yields one trace across services
+and the broker. With metrics, the consumer counts its deliveries (by outcome, redeliveries,
+handling time) and a sampler keeps the outbox depth and the consumer's lag current.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from services.mesh import outbox
 from services.mesh.database import Database, fetch_one
 from services.mesh.envelopes import EventEnvelope, event_type, unwrap, wrap
 from services.mesh.eventbus import Delivery, EventBus
+from services.mesh.metrics import Metrics
+from services.mesh.telemetry import current_method
 from services.mesh.times import now_micros
 
 log = logging.getLogger("mesh.events")
+
+# Seconds between samples of the outbox depth and the consumer's lag (metrics only).
+SAMPLE_INTERVAL = 2.0
 
 SCHEMA = (
     outbox.SCHEMA
@@ -73,12 +83,14 @@ class Events:
         bus: EventBus,
         tracer: trace.Tracer,
         faults: frozenset[str] = frozenset(),
+        metrics: Metrics | None = None,
     ) -> None:
         self.service = service
         self._db = db
         self._bus = bus
         self._tracer = tracer
-        self.outbox = outbox.Outbox(db, bus, faults)
+        self._metrics = metrics
+        self.outbox = outbox.Outbox(db, bus, faults, tracer, metrics)
         self._handlers: dict[str, Handler] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -90,17 +102,24 @@ class Events:
         self, event: Message, *, correlation_id: str, causation_id: str = ""
     ) -> EventEnvelope:
         """Queue ``event`` in the current transaction; it is published once that commits."""
+        subject = event_type(event)
         with self._tracer.start_as_current_span(
-            f"{event_type(event)} send",
+            f"{subject} create",
             kind=SpanKind.PRODUCER,
-            attributes={"messaging.system": "nats", "shop.correlation_id": correlation_id},
-        ):
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "create",
+                "messaging.destination.name": subject,
+                "shop.correlation_id": correlation_id,
+            },
+        ) as span:
             envelope = wrap(
                 event,
                 source=self.service,
                 correlation_id=correlation_id,
                 causation_id=causation_id,
             )
+            span.set_attribute("messaging.message.id", envelope.event_id)
         await self.outbox.add(envelope)
         return envelope
 
@@ -115,6 +134,30 @@ class Events:
                     name=f"consumer:{self.service}",
                 )
             )
+        if self._metrics is not None:
+            self._tasks.append(
+                asyncio.create_task(self._sample_forever(), name=f"metrics:{self.service}")
+            )
+
+    async def _sample_forever(self) -> None:
+        """Keeps the outbox depth and the consumer's lag gauges current."""
+        assert self._metrics is not None
+        depth = self._metrics.outbox_depth
+        pending = self._metrics.consumer_pending.labels(self.service)
+        ack_pending = self._metrics.consumer_ack_pending.labels(self.service)
+        while True:
+            try:
+                depth.set(await self.outbox.depth())
+                if self._handlers:
+                    lag = await self._bus.lag(self.service)
+                    if lag is not None:
+                        pending.set(lag.pending)
+                        ack_pending.set(lag.ack_pending)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker away: the gauges keep their last value
+                log.debug("sampling the outbox and consumer lag: %s", exc)
+            await asyncio.sleep(SAMPLE_INTERVAL)
 
     async def _handle_batch(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
@@ -126,39 +169,64 @@ class Events:
             event = unwrap(envelope)
         except Exception as exc:  # not ours to fix by retrying
             log.error("dropping an undecodable event: %s", exc)
+            if self._metrics is not None:
+                self._metrics.events_processed.labels("", "dropped").inc()
             await delivery.ack()
             return
         handler = self._handlers.get(envelope.event_type)
         parent = propagate.extract(dict(envelope.trace_context))
-        with self._tracer.start_as_current_span(
-            f"{envelope.event_type} process",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.message.id": envelope.event_id,
-                "shop.correlation_id": envelope.correlation_id,
-                "messaging.delivery.attempt": delivery.attempt,
-            },
-        ):
-            try:
-                if handler is not None:
-                    await self._apply(handler, envelope, event)
-            except Exception:
-                delay = min(0.2 * 2 ** min(delivery.attempt, 6), 10.0)
-                log.exception(
-                    "%s %s (order %s) failed on attempt %d; redelivery in %.1fs",
-                    envelope.event_type,
-                    envelope.event_id,
-                    envelope.correlation_id,
-                    delivery.attempt,
-                    delay,
-                )
-                await delivery.nak(delay)
-                return
-        await delivery.ack()
+        counts = self._metrics.event(envelope.event_type) if self._metrics is not None else None
+        if counts is not None and delivery.attempt > 1:
+            counts.redelivered.inc()
+        named = current_method.set(envelope.event_type)
+        started = time.perf_counter()
+        try:
+            with self._tracer.start_as_current_span(
+                f"{envelope.event_type} process",
+                context=parent,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "nats",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": envelope.event_type,
+                    "messaging.consumer.group.name": self.service,
+                    "messaging.message.id": envelope.event_id,
+                    "shop.correlation_id": envelope.correlation_id,
+                    "messaging.delivery.attempt": delivery.attempt,
+                },
+            ) as span:
+                fresh = True
+                try:
+                    if handler is not None:
+                        fresh = await self._apply(handler, envelope, event)
+                except Exception as exc:
+                    delay = min(0.2 * 2 ** min(delivery.attempt, 6), 10.0)
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+                    log.exception(
+                        "%s %s (order %s) failed on attempt %d; redelivery in %.1fs",
+                        envelope.event_type,
+                        envelope.event_id,
+                        envelope.correlation_id,
+                        delivery.attempt,
+                        delay,
+                    )
+                    if counts is not None:
+                        counts.retry.inc()
+                        counts.seconds.observe(time.perf_counter() - started)
+                    await delivery.nak(delay)
+                    return
+                if not fresh:
+                    span.set_attribute("shop.duplicate", True)
+            await delivery.ack()
+            if counts is not None:
+                (counts.ok if fresh else counts.duplicate).inc()
+                counts.seconds.observe(time.perf_counter() - started)
+        finally:
+            current_method.reset(named)
 
-    async def _apply(self, handler: Handler, envelope: EventEnvelope, event: Message) -> None:
+    async def _apply(self, handler: Handler, envelope: EventEnvelope, event: Message) -> bool:
+        """Runs ``handler`` once per event id; False when the event was handled before."""
         async with self._db.transaction() as conn:
             seen = await fetch_one(
                 conn, "SELECT 1 FROM mesh_processed_events WHERE event_id = ?", (envelope.event_id,)
@@ -167,13 +235,14 @@ class Events:
                 log.debug(
                     "%s %s seen before; no second effect", envelope.event_type, envelope.event_id
                 )
-                return
+                return False
             await handler(EventContext(envelope, self), event)
             await conn.execute(
                 "INSERT INTO mesh_processed_events (event_id, event_type, process_time)"
                 " VALUES (?, ?, ?)",
                 (envelope.event_id, envelope.event_type, now_micros()),
             )
+        return True
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -7,12 +7,20 @@ deadline recorded for propagation, and errors turned into statuses: ``ServiceErr
 its own code and details, a failed downstream call as a code of this service's own.
 Health and reflection ("open methods") need an authenticated peer but no intention and
 no deadline.
+
+The same wrap keeps the RED metrics (bound once per method, see metrics.py), names the
+method for log lines (``telemetry.current_method``) and writes the access log line of
+each call: method, status and duration, under the call's trace and span ids (the
+OpenTelemetry server interceptor runs before this one and opened the call's span).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -23,6 +31,8 @@ from services.mesh.authorization import Authorizer
 from services.mesh.config import MeshPolicy
 from services.mesh.errors import ServiceError
 from services.mesh.identity import NoIdentity, identity_of
+from services.mesh.metrics import Metrics, RpcMetrics
+from services.mesh.telemetry import AccessLog, current_method
 
 log = logging.getLogger("mesh.server")
 
@@ -52,12 +62,18 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         policy: MeshPolicy,
         authorizer: Authorizer | None,
         trust_domain: Callable[[], str],
+        metrics: Metrics | None = None,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.policy = policy
         self.authorizer = authorizer
         self.trust_domain = trust_domain
+        self.metrics = metrics or Metrics()
+        self.access_log = access_log
         # Sent back as the `served-by` trailer, so a caller can see which instance answered.
         self.instance_id = ""
+        # Per method: the servicer's handler and its wrap (built once, reused by every call).
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -67,7 +83,13 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return handler
-        return self._wrap(handler, details.method, self.policy.is_open(details.method))
+        method = details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(handler, method, self.policy.is_open(method))
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
 
     def _admit(self, context: grpc.aio.ServicerContext, method: str, open_method: bool) -> None:
         """Raise Rejected unless the caller may make this call now."""
@@ -100,54 +122,84 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
             except deadlines.DeadlineRejected as exc:
                 raise Rejected(exc.code, exc.message) from exc
 
-    async def _fail(self, context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
-        """Abort the call with the status ``exc`` stands for."""
+    def _status(
+        self, method: str, exc: Exception
+    ) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:
+        """The status ``exc`` stands for: code, message and trailing metadata."""
         if isinstance(exc, Rejected):
             log.info("rejected %s: %s %s", method, exc.code.name, exc.message)
-            await context.abort(exc.code, exc.message)
+            return exc.code, exc.message, ()
         if isinstance(exc, ServiceError):
             status = exc.to_rpc_status()
-            await context.abort(
+            return (
                 exc.code,
                 exc.message,
-                trailing_metadata=(("grpc-status-details-bin", status.SerializeToString()),),
+                (("grpc-status-details-bin", status.SerializeToString()),),
             )
         if isinstance(exc, grpc.aio.AioRpcError):
             code = exc.code() if exc.code() in _FORWARDED else grpc.StatusCode.INTERNAL
             log.warning("%s: downstream call failed: %s %s", method, exc.code().name, exc.details())
-            await context.abort(
-                code, f"a downstream call failed: {exc.code().name}: {exc.details()}"
-            )
+            return code, f"a downstream call failed: {exc.code().name}: {exc.details()}", ()
         if isinstance(exc, NotImplementedError):  # what generated servicer bases raise
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented")
+            return grpc.StatusCode.UNIMPLEMENTED, f"{method} is not implemented", ()
         log.error("%s failed", method, exc_info=exc)
-        await context.abort(grpc.StatusCode.INTERNAL, f"internal error in {method}")
+        return grpc.StatusCode.INTERNAL, f"internal error in {method}", ()
+
+    def _done(
+        self,
+        method: str,
+        rpc: RpcMetrics,
+        code: grpc.StatusCode,
+        message: str,
+        started: float,
+    ) -> None:
+        """Counts the finished call and writes its access log line."""
+        took = rpc.done(code, started)
+        if self.access_log is not None:
+            self.access_log.write(method, code.name, took * 1000.0, message)
 
     def _wrap(
         self, handler: grpc.RpcMethodHandler, method: str, open_method: bool
     ) -> grpc.RpcMethodHandler:
-        admit, fail = self._admit, self._fail
+        admit, status, done = self._admit, self._status, self._done
+        rpc = self.metrics.rpc(method)
+        ok, cancelled = grpc.StatusCode.OK, grpc.StatusCode.CANCELLED
 
         def unary_response(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 token = None
+                named = current_method.set(method)
+                rpc.in_flight.inc()
+                started = time.perf_counter()
+                code, message = ok, ""
                 try:
                     admit(context, method, open_method)
                     token = deadlines.enter_call(context.time_remaining())
                     return await inner(request, context)
-                except grpc.aio.AbortError:
+                except grpc.aio.AbortError:  # the handler aborted the call itself
+                    code = context.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                except asyncio.CancelledError:
+                    code = cancelled
                     raise
                 except Exception as exc:
-                    await fail(context, method, exc)
+                    code, message, trailers = status(method, exc)
+                    await context.abort(code, message, trailing_metadata=trailers)
                 finally:
                     if token is not None:
                         deadlines.leave_call(token)
+                    done(method, rpc, code, message, started)
+                    current_method.reset(named)
 
             return call
 
         def stream_response(inner: Callable[..., Any]) -> Callable[..., AsyncIterator[Any]]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 token = None
+                named = current_method.set(method)
+                rpc.in_flight.inc()
+                started = time.perf_counter()
+                code, message = ok, ""
                 try:
                     admit(context, method, open_method)
                     token = deadlines.enter_call(context.time_remaining())
@@ -158,12 +210,21 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     else:  # a handler that writes with context.write()
                         await result
                 except grpc.aio.AbortError:
+                    code = context.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                except (asyncio.CancelledError, GeneratorExit):
+                    code = cancelled
                     raise
                 except Exception as exc:
-                    await fail(context, method, exc)
+                    code, message, trailers = status(method, exc)
+                    await context.abort(code, message, trailing_metadata=trailers)
                 finally:
                     if token is not None:
                         deadlines.leave_call(token)
+                    done(method, rpc, code, message, started)
+                    # A generator closed from elsewhere finishes in another context.
+                    with contextlib.suppress(ValueError):
+                        current_method.reset(named)
 
             return call
 

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.mesh.eventbus import Handler
+from services.mesh.eventbus import ConsumerLag, Handler
 
 
 @dataclass
@@ -103,9 +103,18 @@ class MemoryBus:
                     lambda: group.cursor < len(self.log) or bool(group.redeliveries)
                 )
 
+    async def lag(self, durable: str) -> ConsumerLag | None:
+        g = self._groups.get(durable)
+        if g is None:
+            return None
+        unread = sum(1 for m in self.log[g.cursor :] if m.subject in g.subjects)
+        return ConsumerLag(pending=unread + len(g.redeliveries), ack_pending=0)
+
     def idle(self) -> bool:
         """True when every group has read the whole log and has nothing to redeliver."""
-        return self.scheduled == 0 and all(g.cursor == len(self.log) and not g.redeliveries for g in self._groups.values())
+        return self.scheduled == 0 and all(
+            g.cursor == len(self.log) and not g.redeliveries for g in self._groups.values()
+        )
 
     async def close(self) -> None:
         pass

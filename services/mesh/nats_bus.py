@@ -15,7 +15,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
-from services.mesh.eventbus import Handler
+from services.mesh.eventbus import ConsumerLag, Handler
 
 log = logging.getLogger("mesh.events")
 
@@ -117,6 +117,14 @@ class NatsBus:
                 await asyncio.sleep(0.5)
                 continue
             await handler([_Delivery(m) for m in msgs])
+
+    async def lag(self, durable: str) -> ConsumerLag | None:
+        """From JetStream's consumer info (one request to the server)."""
+        try:
+            info = await self.js.consumer_info(STREAM, durable, timeout=2.0)
+        except nats.js.errors.NotFoundError:
+            return None
+        return ConsumerLag(pending=info.num_pending or 0, ack_pending=info.num_ack_pending or 0)
 
     async def close(self) -> None:
         # Consumers and the relay have stopped and every publish was acknowledged, so there

@@ -5,6 +5,10 @@ A crash between the commit and the publish loses nothing: the relay finds the ro
 unsent when the service starts again. A crash after the publish and before the mark
 publishes again with the same message id, which the broker drops as a duplicate (and
 consumers are idempotent besides). The relay keeps many publishes in flight at once.
+
+Each publish gets a span (``<type> publish``) whose parent is the span that emitted the
+event, read from the envelope's trace context: the relay runs in a task of its own, maybe
+long after (or in a later life of the process than) the transaction that queued the event.
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ import contextlib
 import logging
 import os
 
+from google.protobuf.message import DecodeError
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+
 from services.mesh.database import Database
 from services.mesh.envelopes import EventEnvelope
 from services.mesh.eventbus import EventBus
+from services.mesh.metrics import Metrics
 from services.mesh.times import now_micros
 
 log = logging.getLogger("mesh.outbox")
@@ -39,10 +48,19 @@ CRASH_BEFORE_PUBLISH = "crash-before-publish"
 
 
 class Outbox:
-    def __init__(self, db: Database, bus: EventBus, faults: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        faults: frozenset[str] = frozenset(),
+        tracer: trace.Tracer | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._db = db
         self._bus = bus
         self._faults = faults
+        self._tracer = tracer or trace.get_tracer("mesh.outbox")
+        self._metrics = metrics
         self._wake = asyncio.Event()
 
     async def add(self, envelope: EventEnvelope) -> None:
@@ -63,8 +81,11 @@ class Outbox:
     async def relay_forever(self) -> None:
         backoff = 0.1
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+            # that races its inner future, and this loop would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 while await self._relay_batch():
@@ -93,7 +114,7 @@ class Outbox:
             )
             os._exit(86)
         results = await asyncio.gather(
-            *(self._bus.publish(r["subject"], r["data"], r["event_id"]) for r in rows),
+            *(self._publish(r["subject"], r["data"], r["event_id"]) for r in rows),
             return_exceptions=True,
         )
         sent = [r["seq"] for r, res in zip(rows, results, strict=True) if res is None]
@@ -104,6 +125,32 @@ class Outbox:
                     [(now_micros(), seq) for seq in sent],
                 )
         failed = [res for res in results if isinstance(res, BaseException)]
+        if self._metrics is not None and failed:
+            self._metrics.outbox_publish_failures.inc(len(failed))
         if failed:
             raise RuntimeError(f"{len(failed)} of {len(rows)} publishes failed: {failed[0]!r}")
         return len(rows) == BATCH
+
+    async def _publish(self, subject: str, data: bytes, event_id: str) -> None:
+        """Publishes one event under a span that continues the trace of its envelope."""
+        try:
+            envelope = EventEnvelope.FromString(data)
+            parent = propagate.extract(dict(envelope.trace_context))
+            correlation_id = envelope.correlation_id
+        except DecodeError:
+            parent, correlation_id = None, ""
+        with self._tracer.start_as_current_span(
+            f"{subject} publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": subject,
+                "messaging.message.id": event_id,
+                "shop.correlation_id": correlation_id,
+            },
+        ):
+            await self._bus.publish(subject, data, event_id)
+        if self._metrics is not None:
+            self._metrics.outbox_published.labels(subject).inc()

@@ -50,7 +50,16 @@ async def setup(mesh: Mesh) -> None:
     db = await mesh.database(STORE_SCHEMA + VIEW_SCHEMA)
     watchers = OrderWatchers()
     view = OrderView(db, watchers.changed)
-    flow = OrderFlow(db, OrderStore(db), view, await mesh.events(db), settings.saga_timeout)
+    outcomes = mesh.metrics.counter(
+        "shop_order_saga_outcomes",
+        "Orders whose saga ended, by outcome (confirmed, cancelled) and the class of a"
+        " cancellation's reason (out_of_stock, payment_failed, shipment_failed, timeout,"
+        " requested).",
+        ("outcome", "reason"),
+    )
+    flow = OrderFlow(
+        db, OrderStore(db), view, await mesh.events(db), settings.saga_timeout, outcomes
+    )
     mesh.background("saga-timeouts", flow.sweep_forever)
     servicer = OrderServicer(
         flow, view, watchers, mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory")

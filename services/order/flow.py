@@ -29,6 +29,11 @@ its step leaves a tombstone, so the step never happens afterwards. Hence:
 Every event carries the order id as correlation id, and the id of the event that caused
 it as causation id. Transitions, the events they emit (outbox) and the read model's update
 commit in one transaction with the record of the event that caused them.
+
+Observability: PlaceOrder's span carries the order id (``shop.order_id``), which is how
+``make trace ORDER=<id>`` finds the order's trace; every saga that ends is counted in
+``shop_order_saga_outcomes_total`` (outcome, and for a cancellation the class of reason),
+once its transaction has committed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import asyncio
 import logging
 
 from google.protobuf.message import Message
+from opentelemetry import trace
+from prometheus_client import Counter
 
 from services.mesh.database import Database
 from services.mesh.errors import FailedPrecondition, NotFound
@@ -61,6 +68,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SAGA_TIMEOUT = 30.0  # seconds from placement to a final status
 WAITING_FOR = {PENDING: "stock", STOCK_RESERVED: "payment", PAID: "shipment"}
+# The class of a cancellation's reason, for the saga outcome metric.
+REFUSALS = {
+    events_pb2.StockRejected: "out_of_stock",
+    events_pb2.PaymentFailed: "payment_failed",
+    events_pb2.ShipmentFailed: "shipment_failed",
+}
 
 
 class OrderFlow:
@@ -73,12 +86,14 @@ class OrderFlow:
         view: OrderView,
         events: Events,
         saga_timeout: float = DEFAULT_SAGA_TIMEOUT,
+        outcomes: Counter | None = None,
     ) -> None:
         self._db = db
         self._store = store
         self._view = view
         self._events = events
         self.saga_timeout = saga_timeout
+        self._outcomes = outcomes  # labels: outcome, reason
         events.on(events_pb2.StockReserved, self._on_stock_reserved)
         events.on(events_pb2.StockRejected, self._on_refusal)
         events.on(events_pb2.PaymentCaptured, self._on_payment_captured)
@@ -89,6 +104,7 @@ class OrderFlow:
     async def place(self, draft: OrderDraft) -> order_pb2.Order:
         """Stores the order PENDING and emits OrderPlaced; answers at once. A retry with the
         same idempotency key gets the order that key placed, as it is now."""
+        trace.get_current_span().set_attribute("shop.order_id", draft.order_id)
         async with self._db.transaction():
             placed_before = await self._store.create(draft, self.saga_timeout)
             if placed_before is None:
@@ -116,7 +132,7 @@ class OrderFlow:
                 raise FailedPrecondition(
                     f"order {order_id} is already {status_name(status).lower()}"
                 )
-            await self._cancel(order_id, why)
+            await self._cancel(order_id, why, cause="requested")
         return await self._read(order_id)
 
     async def sweep_forever(self, interval: float = 1.0) -> None:
@@ -139,7 +155,7 @@ class OrderFlow:
                 f" waiting for {WAITING_FOR.get(overdue.status, 'a step')}"
             )
             async with self._db.transaction():
-                if await self._cancel(overdue.order_id, reason):
+                if await self._cancel(overdue.order_id, reason, cause="timeout"):
                     cancelled += 1
                     log.warning("order %s: %s", overdue.order_id, reason)
         return cancelled
@@ -162,6 +178,7 @@ class OrderFlow:
             await self._emit(
                 event.order_id, events_pb2.OrderConfirmed(order_id=event.order_id), ctx
             )
+            self._count("confirmed", "")
 
     async def _on_refusal(
         self,
@@ -169,14 +186,24 @@ class OrderFlow:
         event: events_pb2.StockRejected | events_pb2.PaymentFailed | events_pb2.ShipmentFailed,
     ) -> None:
         await self._view.apply(ctx.envelope, event)
-        await self._cancel(event.order_id, event.reason, ctx)
+        await self._cancel(event.order_id, event.reason, ctx, cause=REFUSALS[type(event)])
 
-    async def _cancel(self, order_id: str, reason: str, ctx: EventContext | None = None) -> bool:
-        """CANCELLED and OrderCancelled, if the order is open; in the caller's transaction."""
+    async def _cancel(
+        self, order_id: str, reason: str, ctx: EventContext | None = None, *, cause: str
+    ) -> bool:
+        """CANCELLED and OrderCancelled, if the order is open; in the caller's transaction.
+        ``cause`` is the class of ``reason`` (out_of_stock, timeout, ...), for the metric."""
         if not await self._store.advance(order_id, NOT_FINAL, CANCELLED):
             return False
         await self._emit(order_id, events_pb2.OrderCancelled(order_id=order_id, reason=reason), ctx)
+        self._count("cancelled", cause)
         return True
+
+    def _count(self, outcome: str, cause: str) -> None:
+        """Counts a saga's end once the current transaction commits."""
+        if self._outcomes is not None:
+            child = self._outcomes.labels(outcome, cause)
+            self._db.after_commit(lambda: child.inc())
 
     async def _emit(self, order_id: str, event: Message, ctx: EventContext | None = None) -> None:
         """Emits ``event`` (caused by ``ctx``'s event, if any) and folds it into the view."""

@@ -1,0 +1,207 @@
+"""Prometheus metrics of one instance, served on a loopback port of its own.
+
+Each instance has its own registry (several meshes can live in one process, as in tests)
+and serves it at ``http://127.0.0.1:<metrics port>/metrics``; the port goes into the
+instance's Consul meta (``metrics_port``, ``metrics_path``), which is how a Prometheus with
+``consul_sd_configs`` finds every instance (``infra/prometheus/prometheus.yml``). The
+mesh service and instance are target labels there, so the series carry only what varies
+within one instance.
+
+- RED per gRPC method (``grpc_service``, ``grpc_method``): ``mesh_server_handled_total``
+  by ``grpc_code`` (requests, and errors as the codes other than OK),
+  ``mesh_server_handling_seconds`` (histogram), ``mesh_server_in_flight``.
+- Events: ``mesh_events_processed_total`` by ``event_type`` and ``outcome``,
+  ``mesh_events_redelivered_total``, ``mesh_events_handling_seconds``, the durable
+  consumer's lag (``mesh_events_consumer_pending``, ``..._ack_pending``, sampled),
+  ``mesh_outbox_depth`` (sampled), ``mesh_outbox_published_total``.
+- A service's own metrics through ``counter()`` (the order service's saga outcomes).
+
+The request path only touches label children bound once per method (``rpc()``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import grpc
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+METRICS_PATH = "/metrics"
+# Loopback gRPC calls take well under a millisecond; the saga's steps up to seconds.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+def split_method(method: str) -> tuple[str, str]:
+    """``/pkg.Service/Method`` as ``("pkg.Service", "Method")``."""
+    service, _, name = method.lstrip("/").rpartition("/")
+    return service, name
+
+
+class RpcMetrics:
+    """The series of one gRPC method, bound once: what a call updates."""
+
+    __slots__ = ("_codes", "_handled", "_labels", "in_flight", "seconds")
+
+    def __init__(self, metrics: Metrics, method: str) -> None:
+        self._labels = split_method(method)
+        self._handled = metrics.server_handled
+        self._codes: dict[grpc.StatusCode, Counter] = {}
+        self.in_flight = metrics.server_in_flight.labels(*self._labels)
+        self.seconds = metrics.server_seconds.labels(*self._labels)
+
+    def handled(self, code: grpc.StatusCode) -> Counter:
+        child = self._codes.get(code)
+        if child is None:
+            child = self._codes[code] = self._handled.labels(*self._labels, code.name)
+        return child
+
+    def done(self, code: grpc.StatusCode, started: float) -> float:
+        """Counts a finished call; returns its duration in seconds."""
+        took = time.perf_counter() - started
+        self.in_flight.dec()
+        self.seconds.observe(took)
+        self.handled(code).inc()
+        return took
+
+
+class EventMetrics:
+    """The series of one event type for this service's consumer, bound once."""
+
+    __slots__ = ("duplicate", "ok", "redelivered", "retry", "seconds")
+
+    def __init__(self, metrics: Metrics, event_type: str) -> None:
+        processed = metrics.events_processed
+        self.ok = processed.labels(event_type, "ok")
+        self.retry = processed.labels(event_type, "retry")
+        self.duplicate = processed.labels(event_type, "duplicate")
+        self.redelivered = metrics.events_redelivered.labels(event_type)
+        self.seconds = metrics.events_seconds.labels(event_type)
+
+
+class Metrics:
+    """The registry of one instance and the runtime's metrics in it."""
+
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry()
+        rpc = ("grpc_service", "grpc_method")
+        self.info = Gauge(
+            "mesh_instance_info",
+            "Always 1; the instance's service, id and version as labels.",
+            ("service", "instance", "version"),
+            registry=r,
+        )
+        self.server_handled = Counter(
+            "mesh_server_handled",
+            "RPCs this instance completed, by gRPC status code (errors: every code but OK).",
+            (*rpc, "grpc_code"),
+            registry=r,
+        )
+        self.server_seconds = Histogram(
+            "mesh_server_handling_seconds",
+            "Time from the call reaching the mesh's interceptor to its last response.",
+            rpc,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.server_in_flight = Gauge(
+            "mesh_server_in_flight", "RPCs being handled now.", rpc, registry=r
+        )
+        self.events_processed = Counter(
+            "mesh_events_processed",
+            "Deliveries this service's consumer handled, by outcome: ok, retry (the handler"
+            " failed; redelivered later) or duplicate (seen before; no second effect).",
+            ("event_type", "outcome"),
+            registry=r,
+        )
+        self.events_redelivered = Counter(
+            "mesh_events_redelivered",
+            "Deliveries after the first of the same event (broker redeliveries).",
+            ("event_type",),
+            registry=r,
+        )
+        self.events_seconds = Histogram(
+            "mesh_events_handling_seconds",
+            "Time to handle one delivery, its transaction included.",
+            ("event_type",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_pending = Gauge(
+            "mesh_events_consumer_pending",
+            "Messages on the stream not yet delivered to this service's durable consumer"
+            " (JetStream num_pending; sampled).",
+            ("consumer",),
+            registry=r,
+        )
+        self.consumer_ack_pending = Gauge(
+            "mesh_events_consumer_ack_pending",
+            "Messages delivered to the durable consumer and not yet acknowledged (sampled).",
+            ("consumer",),
+            registry=r,
+        )
+        self.outbox_depth = Gauge(
+            "mesh_outbox_depth",
+            "Events committed to the outbox and not yet published (sampled).",
+            registry=r,
+        )
+        self.outbox_published = Counter(
+            "mesh_outbox_published",
+            "Events the outbox relay published to the broker.",
+            ("event_type",),
+            registry=r,
+        )
+        self.outbox_publish_failures = Counter(
+            "mesh_outbox_publish_failures",
+            "Publishes of the outbox relay that failed (retried).",
+            registry=r,
+        )
+        self._rpcs: dict[str, RpcMetrics] = {}
+        self._events: dict[str, EventMetrics] = {}
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def rpc(self, method: str) -> RpcMetrics:
+        """The bound series of ``method`` (a full ``/pkg.Service/Method`` name)."""
+        bound = self._rpcs.get(method)
+        if bound is None:
+            bound = self._rpcs[method] = RpcMetrics(self, method)
+        return bound
+
+    def event(self, event_type: str) -> EventMetrics:
+        bound = self._events.get(event_type)
+        if bound is None:
+            bound = self._events[event_type] = EventMetrics(self, event_type)
+        return bound
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        """A counter of the service's own in this instance's registry."""
+        return Counter(name, documentation, tuple(labels), registry=self.registry)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Serve ``/metrics`` on ``host:port`` (0: a free port); returns the port."""
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(
+                body=self.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )
+
+        app = web.Application()
+        app.router.add_get(METRICS_PATH, metrics)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        self.port = int(self._runner.addresses[0][1])
+        return self.port
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
