@@ -4,18 +4,23 @@ Consul runs on its default ports (HTTP 8500) with the mesh CA as its Connect CA 
 NATS (JetStream, the event broker) on its default port 4222, its store in .state/nats;
 intentions come from infra/consul/intentions/; each service gets a fixed port so the
 README's grpcurl calls work as written; `operator` gets a client certificate for grpcurl.
-State (CA, databases, logs) lives in .state/.
+State (CA, databases, logs) lives in .state/. Each service serves Prometheus metrics on a
+free loopback port (in the summary, and in its Consul meta); spans go to .state/traces.db,
+new for each run (`make trace ORDER=<id>`), or to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT
+is set.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
 from devstack.consul import ConsulAgent
+from devstack.edge import Edge, start_edge
 from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer
 from devstack.services import ServiceProcess, start_service
@@ -38,6 +43,9 @@ def main() -> None:
     state: Path = a.state_dir
     (state / "logs").mkdir(parents=True, exist_ok=True)
     ca = load_or_create_ca(state / "ca")
+    traces = state / "traces.db"
+    for stale in (traces, traces.with_name("traces.db-wal"), traces.with_name("traces.db-shm")):
+        stale.unlink(missing_ok=True)  # the local trace sink holds this run's traces only
 
     consul = ConsulAgent(
         use_free_ports=a.free_ports,
@@ -53,6 +61,7 @@ def main() -> None:
     print("starting Consul (dev agent) and NATS (JetStream) ...", flush=True)
     consul.start()
     running: list[ServiceProcess] = []
+    edge: Edge | None = None
     try:
         nats.start()
         print("intentions:", ", ".join(apply_intentions(consul)))
@@ -75,11 +84,26 @@ def main() -> None:
             )
         for s in running:
             consul.wait_passing(s.name)
+        print("starting Ory Hydra (OAuth2) and the API gateway ...", flush=True)
+        edge = start_edge(state, consul, nats, a.free_ports, log)
         print(f"\nmeshkit-shop is up (logs in {state / 'logs'}):")
         print(f"  {'consul':<10} http://{consul.http_addr}  (UI at /ui)")
         print(f"  {'nats':<10} {nats.url}  (JetStream, monitoring on :{nats.monitor_port})")
         for s in running:
-            print(f"  {s.name:<10} {s.address}  (gRPC + mTLS, health on :{s.info['health_port']})")
+            print(
+                f"  {s.name:<10} {s.address}  (gRPC + mTLS, health on :{s.info['health_port']},"
+                f" metrics at http://127.0.0.1:{s.info.get('metrics_port')}/metrics)"
+            )
+        sink = running[0].info.get("traces")
+        if sink == "otlp":
+            endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+            )
+            print(f"  {'traces':<10} OTLP to {endpoint}")
+        elif sink and sink != "none":
+            print(f"  {'traces':<10} {sink}  (make trace ORDER=<order id>)")
+        print(f"  {'hydra':<10} {edge.hydra.issuer}  (OAuth2; admin on {edge.hydra.admin_url})")
+        print(f"  {'gateway':<10} {edge.url}  (REST, /graphql, /docs; `make token`)")
         certs = state / "certs" / "operator"
         print(
             "\ntry (see the README for more):\n  ~/.cache/meshkit-shop/bin/grpcurl"
@@ -91,12 +115,14 @@ def main() -> None:
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         while not stop.wait(1.0):
-            for s in running:
+            for s in [*running, *([edge.gateway] if edge else [])]:
                 if s.process.poll() is not None:
                     print(f"{s.name} exited with {s.process.returncode}; see .state/logs/")
                     stop.set()
     finally:
         print("\nstopping ...", flush=True)
+        if edge is not None:
+            edge.stop()
         for s in reversed(running):
             s.stop()
         nats.stop()

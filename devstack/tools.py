@@ -31,3 +31,15 @@ def go_tool(name: str) -> str:
         text=True,
     )
     return str(Path(out.stdout.strip().splitlines()[-1]) / name)
+
+
+@functools.cache
+def hydra_binary() -> str:
+    """Path of Ory Hydra (the OAuth2/OIDC server): cached, else built (scripts/install-hydra.sh)."""
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install-hydra.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]

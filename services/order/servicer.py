@@ -1,5 +1,11 @@
 """The OrderService gRPC methods: validate the request, then run the flow (commands) or
-read the view (queries)."""
+read the view (queries).
+
+A call made for an end user (through the API gateway, ``x-shop-subject``) sees only that
+user's orders: the subject is the customer id. PlaceOrder and ListOrders take it as
+``customer_id`` (empty means the subject; another customer's is PERMISSION_DENIED), and
+another customer's order is NOT_FOUND, as if it did not exist.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.mesh.errors import NotFound, Violations
+from services.mesh.errors import NotFound, PermissionDenied, Violations
+from services.mesh.subject import subject_of
 from services.order.catalog import StockReader, check_skus
 from services.order.domain import FINAL, validate_place_order
 from services.order.flow import OrderFlow
@@ -24,7 +31,7 @@ WATCH_POLL = 0.5
 
 
 class OrderServicer(order_pb2_grpc.OrderServiceServicer):
-    """The shop's public API; ``context`` is never used."""
+    """The shop's public API; ``context`` is only read for the subject (tests pass None)."""
 
     def __init__(
         self,
@@ -41,6 +48,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def PlaceOrder(
         self, request: order_pb2.PlaceOrderRequest, context: Any
     ) -> order_pb2.PlaceOrderResponse:
+        request.customer_id = _own_customer(request.customer_id, subject_of(context))
         draft = validate_place_order(request)
         await check_skus(self._inventory, draft.items)
         return order_pb2.PlaceOrderResponse(order=await self._flow.place(draft))
@@ -49,7 +57,8 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.GetOrderRequest, context: Any
     ) -> order_pb2.GetOrderResponse:
         _require_order_id(request.order_id, "GetOrderRequest")
-        return order_pb2.GetOrderResponse(order=await self._get(request.order_id))
+        order = await self._get(request.order_id, subject_of(context))
+        return order_pb2.GetOrderResponse(order=order)
 
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: Any
@@ -61,7 +70,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         v.raise_if_any()
         # One extra row tells whether another page follows.
         rows = await self._view.list(
-            customer_id=request.customer_id,
+            customer_id=_own_customer(request.customer_id, subject_of(context)),
             status=request.status or None,
             before_seq=before,
             limit=size + 1,
@@ -76,16 +85,18 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.WatchOrderRequest, context: Any
     ) -> AsyncIterator[order_pb2.WatchOrderResponse]:
         _require_order_id(request.order_id, "WatchOrderRequest")
+        subject = subject_of(context)
         # Subscribe before the first read, so a change in between is not missed.
         with self._watchers.subscribe(request.order_id) as changed:
-            order = await self._get(request.order_id)
+            order = await self._get(request.order_id, subject)
             yield order_pb2.WatchOrderResponse(order=order)
             seen = len(order.history)
             while order.status not in FINAL:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), WATCH_POLL)
+                    async with asyncio.timeout(WATCH_POLL):  # not wait_for: see outbox
+                        await changed.wait()
                 changed.clear()
-                order = await self._get(request.order_id)
+                order = await self._get(request.order_id, subject)
                 # Each transition adds one history entry; send only new states.
                 if len(order.history) > seen:
                     seen = len(order.history)
@@ -95,14 +106,23 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.CancelOrderRequest, context: Any
     ) -> order_pb2.CancelOrderResponse:
         _require_order_id(request.order_id, "CancelOrderRequest")
+        if (subject := subject_of(context)) is not None:
+            await self._get(request.order_id, subject)
         order = await self._flow.cancel(request.order_id, request.reason)
         return order_pb2.CancelOrderResponse(order=order)
 
-    async def _get(self, order_id: str) -> order_pb2.Order:
+    async def _get(self, order_id: str, subject: str | None = None) -> order_pb2.Order:
         order = await self._view.get(order_id)
-        if order is None:
+        if order is None or (subject is not None and order.customer_id != subject):
             raise NotFound(f"order {order_id} not found")
         return order
+
+
+def _own_customer(customer_id: str, subject: str | None) -> str:
+    """The customer a call may act for: its subject's own id, when it has a subject."""
+    if subject is None or customer_id in ("", subject):
+        return subject or customer_id
+    raise PermissionDenied("customer_id must be your own (the subject of your token) or empty")
 
 
 def _require_order_id(order_id: str, request: str) -> None:
