@@ -17,6 +17,12 @@ from typing import IO, Any
 READY = "MESH_READY "
 _PR_SET_PDEATHSIG = 1
 
+# What devstack's processes run with besides the caller's environment (overridable).
+DEV_ENV = {
+    "MESH_TRACE_SAMPLE": os.environ.get("MESH_TRACE_SAMPLE", "1"),
+    "MESH_ACCESS_LOG": os.environ.get("MESH_ACCESS_LOG", "1"),
+}
+
 
 def _die_with_parent() -> None:
     """In the child: get SIGTERM when the launcher dies, so no instance outlives a test run."""
@@ -95,7 +101,8 @@ def start_service(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        # Development profile: every trace recorded, so every order can be followed.
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **DEV_ENV, **(env or {})},
         start_new_session=True,
         preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )

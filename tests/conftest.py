@@ -120,6 +120,7 @@ def mesh_config(
         nats_url=nats.url if nats else "nats://127.0.0.1:4222",
         state_dir=state_dir,
         policy=MeshPolicy.load(DEFAULT_MESH_FILE),
+        trace_sample=1.0,  # test clients start every trace, as make run's processes do
     )
 
 

@@ -33,8 +33,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.mesh import consul as consul_api
-from services.mesh import deadlines, telemetry
+from services.mesh import telemetry
 from services.mesh.authorization import Authorizer, Intentions, StaticIntentions
+from services.mesh.calls import ClientCalls
 from services.mesh.certificates import Certificates, load_or_create_ca
 from services.mesh.channels import ServiceChannel, Stub
 from services.mesh.config import MeshConfig
@@ -60,7 +61,7 @@ class Mesh:
         config: MeshConfig,
         consul_client: consul.aio.Consul,
         certificates: Certificates | None,
-        client_interceptors: list[grpc.aio.ClientInterceptor],
+        client_calls: ClientCalls | None,
         tracer: TracerProvider,
         tracing: telemetry.Tracing | None = None,
         metrics: Metrics | None = None,
@@ -73,7 +74,7 @@ class Mesh:
         self.consul = consul_client
         self.certificates = certificates
         self.discovery = Discovery(consul_client)
-        self._client_interceptors = client_interceptors
+        self._calls = client_calls or ClientCalls(config.policy.deadlines, tracer)
         self._channels: dict[str, ServiceChannel] = {}
         self.services: list[tuple[ServiceDescriptor, Any]] = []
         self._shutdown: list[Callable[[], Awaitable[None]]] = []
@@ -94,10 +95,10 @@ class Mesh:
             credentials = None
             if self.certificates is not None:
                 credentials = self.certificates.channel_credentials
-            channel = ServiceChannel(service, stub_cls, credentials, self._client_interceptors)
+            channel = ServiceChannel(service, stub_cls, credentials)
             self._channels[service] = channel
             self.discovery.watch(service, channel.update)
-        return Stub(self._channels[service], stub_cls)  # type: ignore[return-value]
+        return Stub(self._channels[service], stub_cls, self._calls)  # type: ignore[return-value]
 
     async def events(self, db: Database) -> Events:
         """This service's events: an outbox in ``db`` and a durable consumer on the broker.
@@ -185,7 +186,9 @@ async def open_mesh(config: MeshConfig) -> tuple[Mesh, Authorizer | None]:
 
     Also what a pure client (a test, the gateway) uses to call services with an identity.
     """
-    tracing = telemetry.setup_tracing(config.name, config.instance_id, config.trace_sink)
+    tracing = telemetry.setup_tracing(
+        config.name, config.instance_id, config.trace_sink, config.trace_sample
+    )
     tracer = tracing.provider
     c = consul_api.client(config.consul_http_addr)
     certificates: Certificates | None = None
@@ -208,11 +211,8 @@ async def open_mesh(config: MeshConfig) -> tuple[Mesh, Authorizer | None]:
             authorizer = intentions
         else:
             authorizer = StaticIntentions(config.intentions_dir, config.name)
-    client_interceptors = [
-        *telemetry.client_interceptors(tracer),
-        *deadlines.client_interceptors(config.policy.deadlines),
-    ]
-    mesh = Mesh(config, c, certificates, client_interceptors, tracer, tracing, Metrics())
+    calls = ClientCalls(config.policy.deadlines, tracer)
+    mesh = Mesh(config, c, certificates, calls, tracer, tracing, Metrics())
     if isinstance(authorizer, Intentions):
         mesh.on_close(authorizer.stop)
     return mesh, authorizer
@@ -243,8 +243,9 @@ async def serve(
         (lambda: certificates.trust_domain) if certificates else (lambda: config.trust_domain),
         mesh.metrics,
         telemetry.AccessLog(log_context, config.log_json) if config.access_log else None,
+        telemetry.ServerSpans(mesh.tracer),
     )
-    server = grpc.aio.server(interceptors=[telemetry.server_interceptor(mesh.tracer), interceptor])
+    server = grpc.aio.server(interceptors=[interceptor])
     health_servicer = health.aio.HealthServicer()
     names = [d.full_name for d, _ in mesh.services]
     for descriptor, servicer in mesh.services:

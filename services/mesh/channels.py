@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 from google.protobuf import descriptor_pb2
 
+from services.mesh.calls import ClientCalls
 from services.mesh.certificates import authority
 from services.mesh.discovery import Endpoints
 
@@ -94,11 +95,9 @@ class ServiceChannel:
         service: str,
         stub_cls: type,
         credentials: Callable[[], grpc.ChannelCredentials] | None,
-        interceptors: list[grpc.aio.ClientInterceptor],
     ) -> None:
         self.service = service
         self._credentials = credentials
-        self._interceptors = interceptors
         self._options: list[tuple[str, Any]] = [
             ("grpc.service_config", json.dumps(service_config(stub_cls))),
             ("grpc.enable_retries", 1),
@@ -122,15 +121,12 @@ class ServiceChannel:
         if self._endpoints:
             target = target_of(self._endpoints)
             if self._credentials is None:
-                self.channel = grpc.aio.insecure_channel(
-                    target, options=self._options, interceptors=self._interceptors
-                )
+                self.channel = grpc.aio.insecure_channel(target, options=self._options)
             else:
                 self.channel = grpc.aio.secure_channel(
                     target,
                     self._credentials(),
                     options=self._options,
-                    interceptors=self._interceptors,
                 )
         self.generation += 1
         log.info(
@@ -155,20 +151,41 @@ class Stub(Generic[S]):
     """A generated stub that always uses the service's current channel.
 
     ``mesh.stub(InventoryServiceStub, "inventory").GetStock(req)`` works like the
-    generated stub's method; behind it the channel may have been rebuilt since.
+    generated stub's method, with the mesh's deadline and client span on every call
+    (``calls.ClientCalls``); behind it the channel may have been rebuilt since.
     """
 
-    def __init__(self, channel: ServiceChannel, stub_cls: Callable[[grpc.aio.Channel], S]) -> None:
+    def __init__(
+        self,
+        channel: ServiceChannel,
+        stub_cls: Callable[[grpc.aio.Channel], S],
+        calls: ClientCalls,
+    ) -> None:
         self._channel = channel
         self._stub_cls = stub_cls
+        self._calls = calls
         self._stub: S | None = None
+        self._methods: dict[str, Callable[..., Any]] = {}
         self._generation = -1
+        self._service = _service_name(stub_cls)
 
     def __getattr__(self, name: str) -> Any:
         ch = self._channel
         if ch.generation != self._generation:
             self._stub = None if ch.channel is None else self._stub_cls(ch.channel)
+            self._methods = {}
             self._generation = ch.generation
         if self._stub is None:
             return _NoInstance(ch.service)
-        return getattr(self._stub, name)
+        method = self._methods.get(name)
+        if method is None:
+            method = self._calls.wrap(f"/{self._service}/{name}", getattr(self._stub, name))
+            self._methods[name] = method
+        return method
+
+
+def _service_name(stub_cls: Callable[..., Any]) -> str:
+    """``shop.inventory.v1.InventoryService`` for ``InventoryServiceStub``."""
+    pb2 = sys.modules[stub_cls.__module__.removesuffix("_grpc")]
+    name = stub_cls.__name__.removesuffix("Stub")  # type: ignore[attr-defined]
+    return str(pb2.DESCRIPTOR.services_by_name[name].full_name)

@@ -19,6 +19,11 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+# 1 % of new traces, as in production meshes (Istio's default); make run and the tests
+# set MESH_TRACE_SAMPLE=1 (devstack) to follow every order.
+DEFAULT_TRACE_SAMPLE = 0.01
+
+
 def parse_duration(text: str) -> float:
     """Seconds in a duration like ``"250ms"``, ``"5s"``, ``"2m"``, ``"24h"``."""
     m = _DURATION.match(text.strip())
@@ -110,9 +115,11 @@ class MeshConfig:
     # by the run's processes; None: <state_dir>/traces.db) unless traces go to OTLP.
     metrics_port: int = 0
     log_json: bool = False
-    access_log: bool = True
+    access_log: bool = False
     local_traces: bool = True
     traces_db: Path | None = None
+    # The share of new traces recorded (a call in a trace follows its caller's decision).
+    trace_sample: float = DEFAULT_TRACE_SAMPLE
 
     @property
     def ca_dir(self) -> Path:
@@ -184,11 +191,16 @@ class MeshConfig:
             help="JSON log lines (default: human-readable)",
         )
         p.add_argument(
-            "--no-access-log",
-            dest="access_log",
-            action="store_false",
-            default=_env_bool("MESH_ACCESS_LOG", True),
-            help="no log line per RPC",
+            "--access-log",
+            action=argparse.BooleanOptionalAction,
+            default=_env_bool("MESH_ACCESS_LOG", False),
+            help="a log line per RPC (default off, as in production; make run turns it on)",
+        )
+        p.add_argument(
+            "--trace-sample",
+            type=float,
+            default=float(env.get("MESH_TRACE_SAMPLE", DEFAULT_TRACE_SAMPLE)),
+            help=f"share of new traces recorded, 0..1 (default {DEFAULT_TRACE_SAMPLE})",
         )
         traces = env.get("MESH_TRACES_DB", "")
         p.add_argument(
@@ -223,6 +235,7 @@ class MeshConfig:
             access_log=a.access_log,
             local_traces=not traces_off,
             traces_db=Path(a.traces_db) if a.traces_db and not traces_off else None,
+            trace_sample=a.trace_sample,
         )
 
     def with_instance(self, port: int, health_port: int) -> MeshConfig:

@@ -2,7 +2,7 @@
 time of an incoming call bounds every call it makes downstream.
 
 The server side records the incoming call's absolute deadline in a context variable for
-the handler's task; the client interceptors read it, so a handler's outgoing calls get
+the handler's task; the mesh's stubs read it (calls.py), so a handler's outgoing calls get
 ``min(own timeout or the method's default, what is left upstream)`` and never more.
 """
 
@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import grpc
-from grpc.aio import ClientCallDetails
 
 from services.mesh.config import DeadlinePolicy
 
@@ -87,66 +84,3 @@ def outgoing_timeout(policy: DeadlinePolicy, method: str, requested: float | Non
     if left is not None:
         timeout = min(timeout, left)
     return max(timeout, 0.0)
-
-
-def _method_name(details: ClientCallDetails) -> str:
-    m = details.method
-    return m.decode() if isinstance(m, bytes) else m
-
-
-def _with_timeout(policy: DeadlinePolicy, details: ClientCallDetails) -> ClientCallDetails:
-    timeout = outgoing_timeout(policy, _method_name(details), details.timeout)
-    return ClientCallDetails(
-        details.method, timeout, details.metadata, details.credentials, details.wait_for_ready
-    )
-
-
-class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
-    def __init__(self, policy: DeadlinePolicy) -> None:
-        self.policy = policy
-
-    async def intercept_unary_unary(
-        self, continuation: Callable[..., Any], details: ClientCallDetails, request: Any
-    ) -> Any:
-        return await continuation(_with_timeout(self.policy, details), request)
-
-
-class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, policy: DeadlinePolicy) -> None:
-        self.policy = policy
-
-    async def intercept_unary_stream(
-        self, continuation: Callable[..., Any], details: ClientCallDetails, request: Any
-    ) -> Any:
-        return await continuation(_with_timeout(self.policy, details), request)
-
-
-class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
-    def __init__(self, policy: DeadlinePolicy) -> None:
-        self.policy = policy
-
-    async def intercept_stream_unary(
-        self,
-        continuation: Callable[..., Any],
-        details: ClientCallDetails,
-        request_iterator: AsyncIterator[Any],
-    ) -> Any:
-        return await continuation(_with_timeout(self.policy, details), request_iterator)
-
-
-class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
-    def __init__(self, policy: DeadlinePolicy) -> None:
-        self.policy = policy
-
-    async def intercept_stream_stream(
-        self,
-        continuation: Callable[..., Any],
-        details: ClientCallDetails,
-        request_iterator: AsyncIterator[Any],
-    ) -> Any:
-        return await continuation(_with_timeout(self.policy, details), request_iterator)
-
-
-def client_interceptors(policy: DeadlinePolicy) -> list[grpc.aio.ClientInterceptor]:
-    """One interceptor per call kind: grpc.aio registers a multi-kind class for one kind only."""
-    return [_UnaryUnary(policy), _UnaryStream(policy), _StreamUnary(policy), _StreamStream(policy)]

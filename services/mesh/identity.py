@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -60,5 +61,25 @@ def identity_of(cert_pem: bytes) -> SpiffeId:
         raise NoIdentity(f"expected one SPIFFE URI SAN, found {len(spiffe)}")
     try:
         return SpiffeId.parse(spiffe[0])
+    except ValueError as exc:
+        raise NoIdentity(str(exc)) from exc
+
+
+def identity_of_peer(peer_identities: Sequence[bytes] | None) -> SpiffeId:
+    """The SPIFFE id among a TLS peer's identities, as gRPC gives them per call
+    (``context.peer_identities()``: the certificate's SANs, DNS names and URIs alike). Far
+    cheaper per call than reading the certificate from ``auth_context()``."""
+    if not peer_identities:
+        raise NoIdentity("no client certificate")
+    spiffe = [i for i in peer_identities if i.startswith(b"spiffe://")]
+    if len(spiffe) != 1:
+        raise NoIdentity(f"expected one SPIFFE URI SAN, found {len(spiffe)}")
+    return _parse_uri(spiffe[0])
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_uri(uri: bytes) -> SpiffeId:
+    try:
+        return SpiffeId.parse(uri.decode())
     except ValueError as exc:
         raise NoIdentity(str(exc)) from exc

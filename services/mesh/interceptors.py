@@ -10,8 +10,10 @@ no deadline.
 
 The same wrap keeps the RED metrics (bound once per method, see metrics.py), names the
 method for log lines (``telemetry.current_method``) and writes the access log line of
-each call: method, status and duration, under the call's trace and span ids (the
-OpenTelemetry server interceptor runs before this one and opened the call's span).
+each call: method, status and duration, under the call's trace and span ids. It also
+opens the call's server span (``telemetry.ServerSpans``: the caller's trace context from
+the metadata; attributes only for sampled spans), which OpenTelemetry's own grpc server
+interceptor would do at about twice the cost per call.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from services.mesh import deadlines
 from services.mesh.authorization import Authorizer
 from services.mesh.config import MeshPolicy
 from services.mesh.errors import ServiceError
-from services.mesh.identity import NoIdentity, identity_of
+from services.mesh.identity import NoIdentity, identity_of_peer
 from services.mesh.metrics import Metrics, RpcMetrics
-from services.mesh.telemetry import AccessLog, current_method
+from services.mesh.telemetry import AccessLog, ServerSpans, current_method
 
 log = logging.getLogger("mesh.server")
 
@@ -64,12 +66,14 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         trust_domain: Callable[[], str],
         metrics: Metrics | None = None,
         access_log: AccessLog | None = None,
+        spans: ServerSpans | None = None,
     ) -> None:
         self.policy = policy
         self.authorizer = authorizer
         self.trust_domain = trust_domain
         self.metrics = metrics or Metrics()
         self.access_log = access_log
+        self.spans = spans
         # Sent back as the `served-by` trailer, so a caller can see which instance answered.
         self.instance_id = ""
         # Per method: the servicer's handler and its wrap (built once, reused by every call).
@@ -95,11 +99,11 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         """Raise Rejected unless the caller may make this call now."""
         context.set_trailing_metadata((("served-by", self.instance_id),))
         if self.authorizer is not None:
-            pems = context.auth_context().get("x509_pem_cert")
-            if not pems:
+            peer = context.peer_identities()
+            if not peer:
                 raise Rejected(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
             try:
-                caller = identity_of(pems[0])
+                caller = identity_of_peer(peer)
             except NoIdentity as exc:
                 raise Rejected(
                     grpc.StatusCode.UNAUTHENTICATED, f"client certificate has no identity: {exc}"
@@ -163,12 +167,15 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         admit, status, done = self._admit, self._status, self._done
         rpc = self.metrics.rpc(method)
+        spans = self.spans or ServerSpans(None)
+        start_span, end_span = spans.starter(method), spans.end
         ok, cancelled = grpc.StatusCode.OK, grpc.StatusCode.CANCELLED
 
         def unary_response(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 token = None
                 named = current_method.set(method)
+                span = start_span(context)
                 rpc.in_flight.inc()
                 started = time.perf_counter()
                 code, message = ok, ""
@@ -189,6 +196,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     if token is not None:
                         deadlines.leave_call(token)
                     done(method, rpc, code, message, started)
+                    end_span(span, code, message)
                     current_method.reset(named)
 
             return call
@@ -197,6 +205,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
             async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 token = None
                 named = current_method.set(method)
+                span = start_span(context)
                 rpc.in_flight.inc()
                 started = time.perf_counter()
                 code, message = ok, ""
@@ -222,6 +231,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     if token is not None:
                         deadlines.leave_call(token)
                     done(method, rpc, code, message, started)
+                    end_span(span, code, message)
                     # A generator closed from elsewhere finishes in another context.
                     with contextlib.suppress(ValueError):
                         current_method.reset(named)

@@ -4,32 +4,41 @@ Logs: every line carries the service, the instance, the RPC method (or event typ
 handled, and the current trace and span ids; the access line of an RPC adds its status and
 duration. Human-readable by default; JSON lines with ``--log-json`` (``MESH_LOG_JSON=1``).
 
-Traces: OpenTelemetry's explicit grpc.aio interceptors give every server and client call a
-span and carry the trace context across hops in the call metadata (events carry it in
+Traces: every server call gets a span from the mesh's interceptor (``ServerSpans`` here),
+every call of a mesh stub a client span (``calls.py``), with OpenTelemetry's grpc names
+and attributes; the trace context crosses hops in the call metadata (events carry it in
 their envelope: ``events.py``). Spans go, from the SDK's batch processor, to OTLP over HTTP
 when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``..._TRACES_ENDPOINT``) is set, and otherwise to
 the local sink ``<state>/traces.db`` (``trace_sink.py``) that ``make trace`` reads.
-The standard ``OTEL_TRACES_SAMPLER`` variables choose what is sampled (default: all).
+What is sampled: ``OTEL_TRACES_SAMPLER`` (OpenTelemetry's standard variables) when set;
+else the mesh's ``trace_sample`` ratio (``--trace-sample`` / ``MESH_TRACE_SAMPLE``) for new
+traces, a call continuing a trace following its caller's decision. The default, 1 %, is a
+production setting (Istio's default is the same); ``make run`` and the tests trace
+everything (``MESH_TRACE_SAMPLE=1``), so that every order can be followed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
-from opentelemetry import trace
-from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace import Status, StatusCode
 
 from services.mesh.trace_sink import SqliteSpanExporter
 
@@ -115,7 +124,7 @@ class AccessLog:
     """The access line of each RPC (method, status, duration), written straight to the log
     stream: the line a ``mesh.access`` record would give, JSON or text, for a fraction of
     the cost. (A record through ``logging`` costs ~20 µs, several times the mesh's own work
-    on a call.) ``--no-access-log`` turns it off.
+    on a call.) On with ``--access-log`` (``MESH_ACCESS_LOG=1``; make run and the tests).
     """
 
     def __init__(
@@ -220,13 +229,19 @@ class Tracing:
         self.provider.shutdown()
 
 
-def setup_tracing(service: str, instance: str = "", sink: Path | None = None) -> Tracing:
+def setup_tracing(
+    service: str, instance: str = "", sink: Path | None = None, sample: float = 1.0
+) -> Tracing:
     """A tracer provider for ``service``: OTLP when its endpoint is set, else the local
-    sink file ``sink`` (None: spans are made, for context propagation, and not exported)."""
+    sink file ``sink`` (None: spans are made, for context propagation, and not exported);
+    new traces sampled at the ratio ``sample`` unless OTEL_TRACES_SAMPLER says otherwise."""
     attributes = {"service.name": service}
     if instance:
         attributes["service.instance.id"] = instance
-    provider = TracerProvider(resource=Resource.create(attributes))
+    sampler: Sampler | None = None  # the SDK reads OTEL_TRACES_SAMPLER
+    if not os.environ.get("OTEL_TRACES_SAMPLER"):
+        sampler = ParentBased(TraceIdRatioBased(min(max(sample, 0.0), 1.0)))
+    provider = TracerProvider(resource=Resource.create(attributes), sampler=sampler)
     exporter: SpanExporter | None = None
     if _disabled():
         pass
@@ -243,9 +258,56 @@ def setup_tracing(service: str, instance: str = "", sink: Path | None = None) ->
     return Tracing(provider, exporter)
 
 
-def server_interceptor(provider: TracerProvider) -> grpc.aio.ServerInterceptor:
-    return aio_server_interceptor(tracer_provider=provider)
+class ServerSpans:
+    """The server span of each call, opened by the mesh's interceptor (interceptors.py).
+
+    Like OpenTelemetry's grpc server interceptor (same name, kind and rpc.* attributes, the
+    caller's context from ``traceparent``), without its per-call work on unsampled calls:
+    the peer's address and user agent are read only for a span that is recorded.
+    """
+
+    def __init__(self, provider: TracerProvider | None) -> None:
+        self._tracer = (provider or trace.get_tracer_provider()).get_tracer("mesh.server")
+
+    def starter(self, method: str) -> Callable[[grpc.aio.ServicerContext], _OpenSpan]:
+        """What opens ``method``'s span for a call (its attributes built once)."""
+        service, _, name = method.lstrip("/").partition("/")
+        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        tracer, server = self._tracer, trace.SpanKind.SERVER
+
+        def start(context: grpc.aio.ServicerContext) -> _OpenSpan:
+            carrier: dict[str, str] | None = None
+            for key, value in context.invocation_metadata() or ():
+                if key in _TRACE_HEADERS:
+                    carrier = carrier or {}
+                    carrier[key] = value
+            parent = propagate.extract(carrier) if carrier else None
+            span = tracer.start_span(method, context=parent, kind=server, attributes=attributes)
+            if span.is_recording():
+                peer = context.peer()
+                if peer.startswith(("ipv4:", "ipv6:")):
+                    ip, _, port = peer.split(",")[0].split(":", 1)[1].rpartition(":")
+                    span.set_attributes({"net.peer.ip": ip, "net.peer.port": port})
+            return _OpenSpan(span, otel_context.attach(trace.set_span_in_context(span, parent)))
+
+        return start
+
+    @staticmethod
+    def end(open_span: _OpenSpan, code: grpc.StatusCode, message: str) -> None:
+        span = open_span.span
+        if span.is_recording():
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code is not grpc.StatusCode.OK:
+                span.set_status(Status(StatusCode.ERROR, f"{code.name}: {message}"))
+        span.end()
+        with contextlib.suppress(ValueError):  # a stream closed from another context
+            otel_context._RUNTIME_CONTEXT.detach(open_span.token)
 
 
-def client_interceptors(provider: TracerProvider) -> list[grpc.aio.ClientInterceptor]:
-    return list(aio_client_interceptors(tracer_provider=provider))
+_TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
+
+
+@dataclass
+class _OpenSpan:
+    span: trace.Span
+    token: object

@@ -147,7 +147,7 @@ class InProcessMesh(Mesh):
             db_path=shop.state_dir / f"{name}.sqlite3",
         )
         super().__init__(
-            config, consul_api.client(config.consul_http_addr), None, [], TracerProvider()
+            config, consul_api.client(config.consul_http_addr), None, None, TracerProvider()
         )
         self._shop = shop
         self.subscriptions: set[str] = set()

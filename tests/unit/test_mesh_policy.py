@@ -16,7 +16,7 @@ from services.mesh.channels import service_config, target_of
 from services.mesh.config import DEFAULT_MESH_FILE, DeadlinePolicy, MeshPolicy, parse_duration
 from services.mesh.discovery import Endpoint
 from services.mesh.errors import InvalidArgument, Violations
-from services.mesh.identity import NoIdentity, SpiffeId, identity_of
+from services.mesh.identity import NoIdentity, SpiffeId, identity_of, identity_of_peer
 from shop.inventory.v1 import inventory_pb2_grpc
 
 TD = "abcd.consul"
@@ -158,3 +158,11 @@ def test_violations_name_every_field() -> None:
         "invalid PlaceOrderRequest: customer_id: is required; items[0].quantity: must be at least 1"
     )
     assert len(err.value.to_rpc_status().details) == 1
+
+
+def test_identity_of_peer_reads_the_spiffe_uri_among_the_sans() -> None:
+    sans = [b"spiffe://" + TD.encode() + b"/ns/default/dc/dc1/svc/order", b"order.service.consul"]
+    assert identity_of_peer(sans) == SpiffeId(TD, "order")
+    for bad in ([], None, [b"order.service.consul"], [sans[0], sans[0]], [b"spiffe://x/agent"]):
+        with pytest.raises(NoIdentity):
+            identity_of_peer(bad)

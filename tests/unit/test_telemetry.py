@@ -259,11 +259,21 @@ def test_the_access_line_has_the_keys_of_every_log_line() -> None:
 
 
 def test_observability_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("MESH_METRICS_PORT", "MESH_LOG_JSON", "MESH_LOG_FORMAT", "MESH_ACCESS_LOG"):
+    for var in (
+        "MESH_METRICS_PORT",
+        "MESH_LOG_JSON",
+        "MESH_LOG_FORMAT",
+        "MESH_ACCESS_LOG",
+        "MESH_TRACE_SAMPLE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("MESH_TRACES_DB", raising=False)
     default = MeshConfig.from_args("order", ["--state-dir", "/tmp/s"])
-    assert (default.metrics_port, default.log_json, default.access_log) == (0, False, True)
+    # Production defaults: no access line per call, 1 % of new traces.
+    assert (default.metrics_port, default.log_json, default.access_log) == (0, False, False)
+    assert default.trace_sample == 0.01
+    on = MeshConfig.from_args("order", ["--access-log", "--trace-sample", "1"])
+    assert (on.access_log, on.trace_sample) == (True, 1.0)
     assert default.trace_sink == Path("/tmp/s/traces.db")
     flags = MeshConfig.from_args(
         "order", ["--metrics-port", "9464", "--log-json", "--no-access-log", "--traces-db", "off"]

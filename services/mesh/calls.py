@@ -1,0 +1,83 @@
+"""What the mesh adds to every outgoing call of a ``mesh.stub``: its deadline and its client span.
+
+The deadline is the caller's own timeout, else the method's default, never more than
+what is left of the incoming call being served (``deadlines.outgoing_timeout``). The span
+has OpenTelemetry's grpc client name, kind and ``rpc.*`` attributes, and its context goes
+out in the call's metadata (``traceparent``), so the server's span is its child.
+
+Both are done in the stub's call wrapper, not in ``grpc.aio`` client interceptors: each
+interceptor layer costs tens of microseconds per call in Python (an intercepted call
+object, a task), and OpenTelemetry's also waits for the call to finish before handing it
+back. Here an unsampled call costs a few microseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Status, StatusCode
+
+from services.mesh.deadlines import DeadlinePolicy, outgoing_timeout
+
+
+class ClientCalls:
+    """Wraps the multicallables of generated stubs with the mesh's per-call work."""
+
+    def __init__(
+        self, policy: DeadlinePolicy, provider: trace.TracerProvider | None = None
+    ) -> None:
+        self.policy = policy
+        self._tracer = (provider or trace.get_tracer_provider()).get_tracer("mesh.client")
+        self._finishing: set[asyncio.Task[None]] = set()
+
+    def wrap(self, method: str, multicallable: Callable[..., Any]) -> Callable[..., Any]:
+        """``multicallable`` (of the full method name ``/pkg.Service/Method``) with the
+        mesh's deadline and client span; same signature, returns the same call object."""
+        service, _, name = method.lstrip("/").partition("/")
+        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        policy, tracer, client = self.policy, self._tracer, trace.SpanKind.CLIENT
+        inject, in_context = propagate.inject, trace.set_span_in_context
+
+        def call(request: Any, *, timeout: float | None = None, metadata: Any = None, **kw: Any):
+            span = tracer.start_span(method, kind=client, attributes=attributes)
+            carrier: dict[str, str] = {}
+            inject(carrier, context=in_context(span))
+            outgoing = (*(metadata or ()), *carrier.items())
+            try:
+                grpc_call = multicallable(
+                    request,
+                    timeout=outgoing_timeout(policy, method, timeout),
+                    metadata=outgoing,
+                    **kw,
+                )
+            except BaseException:
+                span.end()
+                raise
+            if span.is_recording():
+                grpc_call.add_done_callback(lambda c: self._finish(span, c))
+            else:
+                span.end()
+            return grpc_call
+
+        return call
+
+    def _finish(self, span: trace.Span, grpc_call: grpc.aio.Call) -> None:
+        """Records the call's status on its span (the status is a coroutine in grpc.aio)."""
+
+        async def finish() -> None:
+            try:
+                code = await grpc_call.code()
+                span.set_attribute("rpc.grpc.status_code", code.value[0])
+                if code is not grpc.StatusCode.OK:
+                    details = await grpc_call.details()
+                    span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
+            finally:
+                span.end()
+
+        task = asyncio.get_running_loop().create_task(finish())
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
