@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-import aiosqlite
-
-from services.mesh.database import Database, fetch_one
+from services.mesh.database import Connection, Database, Row, fetch_one
 from services.mesh.errors import FailedPrecondition, NotFound
 from services.mesh.times import now_micros, to_timestamp
 from shop.inventory.v1 import inventory_pb2
@@ -190,17 +188,13 @@ class InventoryStore:
             )
         return len(catalog)
 
-    async def _reservation_for_update(
-        self, conn: aiosqlite.Connection, order_id: str
-    ) -> aiosqlite.Row:
+    async def _reservation_for_update(self, conn: Connection, order_id: str) -> Row:
         row = await fetch_one(conn, "SELECT * FROM reservations WHERE order_id = ?", (order_id,))
         if row is None:
             raise NotFound(f"no reservation for order {order_id}")
         return row
 
-    async def _move(
-        self, conn: aiosqlite.Connection, row: aiosqlite.Row, from_column: str, to_column: str
-    ) -> None:
+    async def _move(self, conn: Connection, row: Row, from_column: str, to_column: str) -> None:
         """Moves the reservation's quantities between two stock columns (fixed names only)."""
         now = now_micros()
         await conn.executemany(
@@ -209,9 +203,7 @@ class InventoryStore:
             [(quantity, quantity, now, sku) for sku, quantity in json.loads(row["items"])],
         )
 
-    async def _set_status(
-        self, conn: aiosqlite.Connection, order_id: str, status: str
-    ) -> aiosqlite.Row:
+    async def _set_status(self, conn: Connection, order_id: str, status: str) -> Row:
         await conn.execute(
             "UPDATE reservations SET status = ?, update_time = ? WHERE order_id = ?",
             (status, now_micros(), order_id),
@@ -219,7 +211,7 @@ class InventoryStore:
         return await self._reservation_for_update(conn, order_id)
 
 
-def _stock(row: aiosqlite.Row) -> inventory_pb2.StockLevel:
+def _stock(row: Row) -> inventory_pb2.StockLevel:
     return inventory_pb2.StockLevel(
         sku=row["sku"],
         available=row["available"],
@@ -229,7 +221,7 @@ def _stock(row: aiosqlite.Row) -> inventory_pb2.StockLevel:
     )
 
 
-def _reservation(row: aiosqlite.Row) -> inventory_pb2.Reservation:
+def _reservation(row: Row) -> inventory_pb2.Reservation:
     return inventory_pb2.Reservation(
         order_id=row["order_id"],
         status=inventory_pb2.ReservationStatus.Value("RESERVATION_STATUS_" + row["status"]),

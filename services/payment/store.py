@@ -15,9 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import aiosqlite
-
-from services.mesh.database import Database, fetch_one
+from services.mesh.database import Database, Row, fetch_one
 from services.mesh.errors import FailedPrecondition, NotFound
 from services.mesh.times import now_micros, to_timestamp
 from services.shop_common.money import format_money
@@ -189,7 +187,7 @@ class PaymentStore:
             )
 
 
-def _payment(row: aiosqlite.Row) -> payment_pb2.Payment:
+def _payment(row: Row) -> payment_pb2.Payment:
     return payment_pb2.Payment(
         payment_id=row["payment_id"],
         order_id=row["order_id"],

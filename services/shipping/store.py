@@ -15,10 +15,9 @@ import json
 import uuid
 from collections.abc import Sequence
 
-import aiosqlite
 from google.protobuf import json_format
 
-from services.mesh.database import Database, fetch_one
+from services.mesh.database import Database, Row, fetch_one
 from services.mesh.errors import NotFound
 from services.mesh.times import now_micros, to_timestamp
 from services.shipping.rules import Carrier
@@ -165,7 +164,7 @@ class ShippingStore:
             )
 
 
-def _shipment(row: aiosqlite.Row) -> shipping_pb2.Shipment:
+def _shipment(row: Row) -> shipping_pb2.Shipment:
     return shipping_pb2.Shipment(
         shipment_id=row["shipment_id"],
         order_id=row["order_id"],

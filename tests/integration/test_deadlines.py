@@ -11,6 +11,7 @@ It records the time each call had left, which shows what the order service propa
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -69,18 +70,26 @@ def own_consul(own_state: Path) -> Iterator[ConsulAgent]:
 
 
 @pytest.fixture(scope="module")
-async def slow_inventory(own_consul: ConsulAgent, own_state: Path) -> AsyncIterator[SlowInventory]:
+def slow_inventory(own_consul: ConsulAgent, own_state: Path) -> Iterator[SlowInventory]:
+    """Served on an event loop of its own thread: the fixtures that start processes block
+    the tests' loop for seconds, and Consul's 1s health checks must still pass meanwhile."""
     servicer = SlowInventory()
 
     async def setup(mesh: Mesh) -> None:
         mesh.add_service(inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"], servicer)
 
+    loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(mesh_config("inventory", own_consul, own_state), setup, stop))
-    await asyncio.to_thread(wait_passing, own_consul, "inventory")
+    config = mesh_config("inventory", own_consul, own_state)
+    thread = threading.Thread(
+        target=loop.run_until_complete, args=(serve(config, setup, stop),), daemon=True
+    )
+    thread.start()
+    wait_passing(own_consul, "inventory")
     yield servicer
-    stop.set()
-    await task
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(timeout=30)
+    loop.close()
 
 
 @pytest.fixture(scope="module")
