@@ -104,14 +104,7 @@ class Events:
         """Queue ``event`` in the current transaction; it is published once that commits."""
         subject = event_type(event)
         with self._tracer.start_as_current_span(
-            f"{subject} create",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.operation.type": "create",
-                "messaging.destination.name": subject,
-                "shop.correlation_id": correlation_id,
-            },
+            f"{subject} create", kind=SpanKind.PRODUCER
         ) as span:
             envelope = wrap(
                 event,
@@ -119,7 +112,16 @@ class Events:
                 correlation_id=correlation_id,
                 causation_id=causation_id,
             )
-            span.set_attribute("messaging.message.id", envelope.event_id)
+            if span.is_recording():  # attributes only for spans that are kept
+                span.set_attributes(
+                    {
+                        "messaging.system": "nats",
+                        "messaging.operation.type": "create",
+                        "messaging.destination.name": subject,
+                        "messaging.message.id": envelope.event_id,
+                        "shop.correlation_id": correlation_id,
+                    }
+                )
         await self.outbox.add(envelope)
         return envelope
 
@@ -182,19 +184,20 @@ class Events:
         started = time.perf_counter()
         try:
             with self._tracer.start_as_current_span(
-                f"{envelope.event_type} process",
-                context=parent,
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.system": "nats",
-                    "messaging.operation.type": "process",
-                    "messaging.destination.name": envelope.event_type,
-                    "messaging.consumer.group.name": self.service,
-                    "messaging.message.id": envelope.event_id,
-                    "shop.correlation_id": envelope.correlation_id,
-                    "messaging.delivery.attempt": delivery.attempt,
-                },
+                f"{envelope.event_type} process", context=parent, kind=SpanKind.CONSUMER
             ) as span:
+                if span.is_recording():
+                    span.set_attributes(
+                        {
+                            "messaging.system": "nats",
+                            "messaging.operation.type": "process",
+                            "messaging.destination.name": envelope.event_type,
+                            "messaging.consumer.group.name": self.service,
+                            "messaging.message.id": envelope.event_id,
+                            "shop.correlation_id": envelope.correlation_id,
+                            "messaging.delivery.attempt": delivery.attempt,
+                        }
+                    )
                 fresh = True
                 try:
                     if handler is not None:

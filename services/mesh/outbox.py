@@ -140,17 +140,18 @@ class Outbox:
         except DecodeError:
             parent, correlation_id = None, ""
         with self._tracer.start_as_current_span(
-            f"{subject} publish",
-            context=parent,
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "nats",
-                "messaging.operation.type": "send",
-                "messaging.destination.name": subject,
-                "messaging.message.id": event_id,
-                "shop.correlation_id": correlation_id,
-            },
-        ):
+            f"{subject} publish", context=parent, kind=SpanKind.PRODUCER
+        ) as span:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "messaging.system": "nats",
+                        "messaging.operation.type": "send",
+                        "messaging.destination.name": subject,
+                        "messaging.message.id": event_id,
+                        "shop.correlation_id": correlation_id,
+                    }
+                )
             await self._bus.publish(subject, data, event_id)
         if self._metrics is not None:
             self._metrics.outbox_published.labels(subject).inc()
