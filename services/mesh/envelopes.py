@@ -47,3 +47,16 @@ def unwrap(envelope: EventEnvelope) -> Message:
     if not envelope.payload.Unpack(event):
         raise ValueError(f"payload is {envelope.payload.type_url}, not {envelope.event_type}")
     return event
+
+
+def messaging_attributes(
+    operation: str, subject: str, event_id: str, correlation_id: str
+) -> dict[str, str | int]:
+    """The OpenTelemetry messaging attributes of a span about one event."""
+    return {
+        "messaging.system": "nats",
+        "messaging.operation.type": operation,
+        "messaging.destination.name": subject,
+        "messaging.message.id": event_id,
+        "shop.correlation_id": correlation_id,
+    }

@@ -29,7 +29,13 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from services.mesh import outbox
 from services.mesh.database import Database, fetch_one
-from services.mesh.envelopes import EventEnvelope, event_type, unwrap, wrap
+from services.mesh.envelopes import (
+    EventEnvelope,
+    event_type,
+    messaging_attributes,
+    unwrap,
+    wrap,
+)
 from services.mesh.eventbus import Delivery, EventBus
 from services.mesh.metrics import Metrics
 from services.mesh.telemetry import current_method
@@ -114,13 +120,7 @@ class Events:
             )
             if span.is_recording():  # attributes only for spans that are kept
                 span.set_attributes(
-                    {
-                        "messaging.system": "nats",
-                        "messaging.operation.type": "create",
-                        "messaging.destination.name": subject,
-                        "messaging.message.id": envelope.event_id,
-                        "shop.correlation_id": correlation_id,
-                    }
+                    messaging_attributes("create", subject, envelope.event_id, correlation_id)
                 )
         await self.outbox.add(envelope)
         return envelope
@@ -188,13 +188,14 @@ class Events:
             ) as span:
                 if span.is_recording():
                     span.set_attributes(
-                        {
-                            "messaging.system": "nats",
-                            "messaging.operation.type": "process",
-                            "messaging.destination.name": envelope.event_type,
+                        messaging_attributes(
+                            "process",
+                            envelope.event_type,
+                            envelope.event_id,
+                            envelope.correlation_id,
+                        )
+                        | {
                             "messaging.consumer.group.name": self.service,
-                            "messaging.message.id": envelope.event_id,
-                            "shop.correlation_id": envelope.correlation_id,
                             "messaging.delivery.attempt": delivery.attempt,
                         }
                     )

@@ -23,7 +23,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from services.mesh.database import Database
-from services.mesh.envelopes import EventEnvelope
+from services.mesh.envelopes import EventEnvelope, messaging_attributes
 from services.mesh.eventbus import EventBus
 from services.mesh.metrics import Metrics
 from services.mesh.times import now_micros
@@ -143,15 +143,7 @@ class Outbox:
             f"{subject} publish", context=parent, kind=SpanKind.PRODUCER
         ) as span:
             if span.is_recording():
-                span.set_attributes(
-                    {
-                        "messaging.system": "nats",
-                        "messaging.operation.type": "send",
-                        "messaging.destination.name": subject,
-                        "messaging.message.id": event_id,
-                        "shop.correlation_id": correlation_id,
-                    }
-                )
+                span.set_attributes(messaging_attributes("send", subject, event_id, correlation_id))
             await self._bus.publish(subject, data, event_id)
         if self._metrics is not None:
             self._metrics.outbox_published.labels(subject).inc()
