@@ -242,7 +242,7 @@ async def serve(
         authorizer,
         (lambda: certificates.trust_domain) if certificates else (lambda: config.trust_domain),
         mesh.metrics,
-        telemetry.AccessLog(log_context, config.log_json) if config.access_log else None,
+        telemetry.AccessLog(log_context, config.log_json, every_call=config.access_log),
         telemetry.ServerSpans(mesh.tracer),
     )
     server = grpc.aio.server(interceptors=[interceptor])

@@ -194,7 +194,7 @@ class MeshConfig:
             "--access-log",
             action=argparse.BooleanOptionalAction,
             default=_env_bool("MESH_ACCESS_LOG", False),
-            help="a log line per RPC (default off, as in production; make run turns it on)",
+            help="a log line for every RPC, not only the failed ones (make run turns it on)",
         )
         p.add_argument(
             "--trace-sample",

@@ -9,11 +9,12 @@ Health and reflection ("open methods") need an authenticated peer but no intenti
 no deadline.
 
 The same wrap keeps the RED metrics (bound once per method, see metrics.py), names the
-method for log lines (``telemetry.current_method``) and writes the access log line of
-each call: method, status and duration, under the call's trace and span ids. It also
-opens the call's server span (``telemetry.ServerSpans``: the caller's trace context from
-the metadata; attributes only for sampled spans), which OpenTelemetry's own grpc server
-interceptor would do at about twice the cost per call.
+method for log lines (``telemetry.current_method``) and writes the access line of each
+failed call, and of every call with ``--access-log``: method, status and duration, under
+the call's trace and span ids. It also opens the call's server span
+(``telemetry.ServerSpans``: the caller's trace context from the metadata; attributes only
+for sampled spans), which OpenTelemetry's own grpc server interceptor would do at about
+twice the cost per call.
 """
 
 from __future__ import annotations
@@ -157,10 +158,11 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         message: str,
         started: float,
     ) -> None:
-        """Counts the finished call and writes its access log line."""
+        """Counts the finished call and writes its access log line (always when it failed)."""
         took = rpc.done(code, started)
-        if self.access_log is not None:
-            self.access_log.write(method, code.name, took * 1000.0, message)
+        access = self.access_log
+        if access is not None and (access.every_call or code is not grpc.StatusCode.OK):
+            access.write(method, code.name, took * 1000.0, message)
 
     def _wrap(
         self, handler: grpc.RpcMethodHandler, method: str, open_method: bool

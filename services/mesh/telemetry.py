@@ -121,17 +121,24 @@ def utc_stamp(t: float) -> str:
 
 
 class AccessLog:
-    """The access line of each RPC (method, status, duration), written straight to the log
+    """The access line of an RPC (method, status, duration), written straight to the log
     stream: the line a ``mesh.access`` record would give, JSON or text, for a fraction of
     the cost. (A record through ``logging`` costs ~20 µs, several times the mesh's own work
-    on a call.) On with ``--access-log`` (``MESH_ACCESS_LOG=1``; make run and the tests).
+    on a call.) Failed calls always get one; every call with ``every_call``
+    (``--access-log``, ``MESH_ACCESS_LOG=1``; make run and the tests).
     """
 
     def __init__(
-        self, context: ContextFilter, json_lines: bool, stream: TextIO | None = None
+        self,
+        context: ContextFilter,
+        json_lines: bool,
+        stream: TextIO | None = None,
+        *,
+        every_call: bool = True,
     ) -> None:
         self.context = context
         self.json_lines = json_lines
+        self.every_call = every_call
         self.stream = stream or sys.stderr
         self._second = -1
         self._stamp = ""

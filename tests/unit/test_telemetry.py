@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.mesh.config import MeshConfig
+from services.mesh.config import MeshConfig, MeshPolicy
+from services.mesh.interceptors import MeshServerInterceptor
 from services.mesh.metrics import Metrics, split_method
 from services.mesh.telemetry import (
     AccessLog,
@@ -256,6 +257,21 @@ def test_the_access_line_has_the_keys_of_every_log_line() -> None:
         f" span={format(span.get_span_context().span_id, '016x')}]\n"
     )
     assert line[4] == "-" and line[19] == ","  # 2026-11-25 10:55:34,850
+
+
+def test_failed_calls_get_an_access_line_even_with_the_access_log_off() -> None:
+    out = io.StringIO()
+    access = AccessLog(ContextFilter("order", "order-1"), False, out, every_call=False)
+    interceptor = MeshServerInterceptor(MeshPolicy(), None, lambda: "t", access_log=access)
+    method = "/shop.order.v1.OrderService/GetOrder"
+    rpc = interceptor.metrics.rpc(method)
+    interceptor._done(method, rpc, grpc.StatusCode.OK, "", time.perf_counter())
+    assert out.getvalue() == ""
+    interceptor._done(method, rpc, grpc.StatusCode.NOT_FOUND, "o-1 not found", time.perf_counter())
+    assert "mesh.access: /shop.order.v1.OrderService/GetOrder NOT_FOUND" in out.getvalue()
+    access.every_call = True
+    interceptor._done(method, rpc, grpc.StatusCode.OK, "", time.perf_counter())
+    assert len(out.getvalue().splitlines()) == 2
 
 
 def test_observability_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
