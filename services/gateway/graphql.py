@@ -9,7 +9,8 @@ status the REST route would answer and the ``google.rpc.Status`` details).
 Over HTTP the token is the request's ``Authorization`` header (checked before the query
 runs). Over WebSocket it is the ``Authorization`` entry of the ``connection_init``
 payload, or the upgrade request's header; without a valid one the connection is closed
-with 4403.
+with 4403. A document with more than ``MAX_ALIASES`` aliases or ``MAX_TOKENS`` tokens is
+refused before any RPC is made.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from google.protobuf.message import Message
 from graphql import GraphQLError
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import Info
 
@@ -318,7 +320,21 @@ class Subscription:
             raise graphql_error(exc) from exc
 
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+# Each root field is an RPC, so a document's cost is bounded before it runs: its aliases
+# (the same field asked many times) and its size. Depth needs no limit: the schema has no
+# cycles (an order's fields never lead back to orders).
+MAX_ALIASES = 10
+MAX_TOKENS = 1000
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    subscription=Subscription,
+    extensions=[
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    ],
+)
 
 
 class GatewayGraphQL(GraphQL):
