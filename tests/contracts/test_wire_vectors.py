@@ -1,5 +1,5 @@
 """Wire compatibility across languages: the vectors of contracts/vectors/vectors.json
-(scripts/contract_vectors.py) decoded and re-encoded by Python, Go and Node.
+(scripts/contract_vectors.py) decoded and re-encoded by Python, Go, Node and Java.
 
 Each reader must give back the very bytes Python wrote, and Python must read its answer
 as the same message. ``current`` vectors go through the code generated from protos/;
@@ -22,7 +22,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, un
 from google.protobuf.message import Message
 
 from tests.conftest import ROOT
-from tests.polyglot.examples import build_go, build_node, require_tools
+from tests.polyglot.examples import build_go, build_java, build_node, require_tools
 
 VECTORS = ROOT / "contracts" / "vectors" / "vectors.json"
 BASELINE = ROOT / "contracts" / "baseline" / "image.binpb"
@@ -154,3 +154,12 @@ def test_node_round_trip(
     require_tools("node", "npm", what="the Node wire-vector reader")
     command = build_node(tmp_path_factory.mktemp("wire-node"), "wire-vectors")
     check_answers(vectors, run_reader(command), writer_class, "node")
+
+
+def test_java_round_trip(
+    vectors: list[dict[str, str]], writer_class: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    require_tools("java", "mvn", what="the Java wire-vector reader")
+    jar = build_java(tmp_path_factory.mktemp("wire-java"))[-1]
+    command = ["java", "-cp", jar, "meshkit.clients.WireVectors"]
+    check_answers(vectors, run_reader(command), writer_class, "java")
