@@ -47,7 +47,8 @@ from services.gateway.jsonmap import BadInput
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.status import EdgeError, bad_request, too_many_requests
 from services.gateway.transcoding import Binding, Router, annotated_files, discover
-from services.mesh import telemetry
+from services.mesh import Mesh, telemetry
+from services.mesh import consul as consul_api
 from services.mesh.app import open_mesh
 
 log = logging.getLogger("gateway")
@@ -408,8 +409,8 @@ class _GraphQLGuard:
         await self.gateway.graphql(scope, receive, send)
 
 
-async def build(config: GatewayConfig) -> tuple[Gateway, Callable[[], Awaitable[None]]]:
-    """The gateway on an opened mesh; returns it and what closes it."""
+async def build(config: GatewayConfig) -> tuple[Gateway, Mesh, Callable[[], Awaitable[None]]]:
+    """The gateway on an opened mesh; returns it, the mesh and what closes both."""
     mesh, _ = await open_mesh(config.mesh)
     http = httpx.AsyncClient(timeout=5.0)
     jwks = Jwks(config.issuer, http, min_refetch=config.policy.jwks_min_refetch)
@@ -430,13 +431,13 @@ async def build(config: GatewayConfig) -> tuple[Gateway, Callable[[], Awaitable[
         await http.aclose()
         await mesh.close()
 
-    return gateway, close
+    return gateway, mesh, close
 
 
 async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set, or until SIGTERM/SIGINT when ``stop`` is None."""
     telemetry.setup_logging("gateway", config.mesh.instance_id or "gateway")
-    gateway, close = await build(config)
+    gateway, mesh, close = await build(config)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((config.host, config.port))
@@ -464,15 +465,34 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
         await stop.wait()
         server.should_exit = True
 
+    instance_id = config.mesh.instance_id or f"gateway-{config.host}-{port}"
+    registered = False
+
     async def announce() -> None:
+        nonlocal registered
         while not server.started:  # noqa: ASYNC110  (uvicorn has no event for it)
             await asyncio.sleep(0.02)
+        # In Consul like every service, with an HTTP check on /healthz (not to be called
+        # through the mesh: the edge is HTTP, and nothing inside calls it).
+        url = f"http://{config.host}:{port}"
+        await consul_api.register(
+            mesh.consul,
+            name="gateway",
+            instance_id=instance_id,
+            address=config.host,
+            port=port,
+            check=consul_api.http_check(instance_id, f"{url}/healthz"),
+            version=config.mesh.version,
+            tags=["http", "edge"],
+            meta={"issuer": config.issuer},
+        )
+        registered = True
         ready = {
             "name": "gateway",
-            "instance_id": config.mesh.instance_id or f"gateway-{port}",
+            "instance_id": instance_id,
             "address": config.host,
             "port": port,
-            "url": f"http://{config.host}:{port}",
+            "url": url,
             "issuer": config.issuer,
             "audience": config.audience,
         }
@@ -485,6 +505,11 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
     finally:
         for t in helpers:
             t.cancel()
+        if registered:
+            try:
+                await consul_api.deregister(mesh.consul, instance_id)
+            except Exception as exc:
+                log.warning("could not deregister from Consul: %s", exc)
         await close()
         log.info("gateway stopped")
 

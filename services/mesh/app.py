@@ -294,7 +294,7 @@ async def serve(
         instance_id=config.instance_id,
         address=config.host,
         port=port,
-        health_port=health_port,
+        check=consul_api.grpc_check(config.instance_id, config.host, health_port),
         version=config.version,
         tags=["grpc", "insecure" if config.insecure else "mtls"],
         meta=meta,

@@ -111,6 +111,29 @@ class Watch(Generic[T]):
             self._task = None
 
 
+def grpc_check(instance_id: str, address: str, health_port: int) -> dict[str, Any]:
+    """A gRPC health check against the instance's plaintext health port.
+
+    Consul's checker presents no client certificate, so it cannot pass an mTLS handshake;
+    like Connect's "expose paths", the health service also listens on a loopback-only
+    port without TLS that serves nothing else.
+    """
+    return {
+        "Name": f"gRPC health of {instance_id}",
+        "GRPC": f"{address}:{health_port}",
+        "GRPCUseTLS": False,
+        **_CHECK_TIMING,
+    }
+
+
+def http_check(instance_id: str, url: str) -> dict[str, Any]:
+    """An HTTP health check (a 2xx answer passes), for the HTTP edge."""
+    return {"Name": f"HTTP health of {instance_id}", "HTTP": url, "Method": "GET", **_CHECK_TIMING}
+
+
+_CHECK_TIMING = {"Interval": "1s", "Timeout": "1s", "DeregisterCriticalServiceAfter": "1m"}
+
+
 async def register(
     c: consul.aio.Consul,
     *,
@@ -118,25 +141,12 @@ async def register(
     instance_id: str,
     address: str,
     port: int,
-    health_port: int,
+    check: dict[str, Any],
     version: str,
     tags: list[str],
     meta: dict[str, str],
 ) -> None:
-    """Register an instance with a gRPC health check against its plaintext health port.
-
-    Consul's checker presents no client certificate, so it cannot pass an mTLS handshake;
-    like Connect's "expose paths", the health service also listens on a loopback-only
-    port without TLS that serves nothing else.
-    """
-    check = {
-        "Name": f"gRPC health of {instance_id}",
-        "GRPC": f"{address}:{health_port}",
-        "GRPCUseTLS": False,
-        "Interval": "1s",
-        "Timeout": "1s",
-        "DeregisterCriticalServiceAfter": "1m",
-    }
+    """Register an instance with its health check (``grpc_check`` or ``http_check``)."""
     await c.agent.service.register(
         name,
         service_id=instance_id,

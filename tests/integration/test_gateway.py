@@ -372,6 +372,36 @@ async def test_graphql_query_mutation_and_subscription(
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
 
 
+def test_gateways_register_in_consul_with_an_http_check_and_leave_on_stop(
+    gateway: str, consul: ConsulAgent, nats_server: NatsServer, state_dir: Path, hydra: Hydra
+) -> None:
+    consul.wait_passing("gateway")
+    with open(state_dir / "gateway-2.log", "a") as log:
+        second = start_service(
+            "gateway",
+            consul_http_addr=consul.http_addr,
+            nats_url=nats_server.url,
+            state_dir=state_dir,
+            args=["--port", "0", "--issuer", hydra.issuer, "--audience", AUDIENCE],
+            log=log,
+        )
+        try:
+            consul.wait_passing("gateway", count=2)
+            entries = consul.get("/v1/health/service/gateway?passing=1")
+            assert isinstance(entries, list)
+            ports = {e["Service"]["Port"] for e in entries}
+            assert ports == {int(gateway.rsplit(":", 1)[1]), second.port}
+            for e in entries:
+                assert set(e["Service"]["Tags"]) == {"http", "edge"}
+                (check,) = [c for c in e["Checks"] if c["ServiceID"]]
+                assert check["Type"] == "http" and check["Status"] == "passing"
+        finally:
+            second.stop()
+    instances = consul.get("/v1/catalog/service/gateway")
+    assert isinstance(instances, list)
+    assert [i["ServicePort"] for i in instances] == [int(gateway.rsplit(":", 1)[1])]
+
+
 def test_openapi_document_validates_and_docs_page(http: httpx.Client) -> None:
     from openapi_spec_validator import validate
 
