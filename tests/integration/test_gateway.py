@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -68,19 +68,31 @@ def gateway(
 ) -> Iterator[str]:
     """The gateway's base URL; a low refetch interval so that the rotation test is quick."""
     with open(state_dir / "gateway.log", "a") as log:
-        proc = start_service(
-            "gateway",
-            consul_http_addr=consul.http_addr,
-            nats_url=nats_server.url,
-            state_dir=state_dir,
-            args=[
-                "--port", "0", "--issuer", hydra.issuer, "--audience", AUDIENCE,
-                "--rate", "20", "--burst", "20", "--jwks-min-refetch", "1s",
-            ],
-            log=log,
+        proc = start_gateway(
+            consul, nats_server, state_dir, hydra, log,
+            "--rate", "20", "--burst", "20", "--jwks-min-refetch", "1s",
         )  # fmt: skip
         yield str(proc.info["url"])
         proc.stop()
+
+
+def start_gateway(
+    consul: ConsulAgent,
+    nats: NatsServer,
+    state_dir: Path,
+    hydra: Hydra,
+    log: IO[str],
+    *args: str,
+) -> ServiceProcess:
+    """A gateway process on a free port, trusting ``hydra``'s tokens for AUDIENCE."""
+    return start_service(
+        "gateway",
+        consul_http_addr=consul.http_addr,
+        nats_url=nats.url,
+        state_dir=state_dir,
+        args=["--port", "0", "--issuer", hydra.issuer, "--audience", AUDIENCE, *args],
+        log=log,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -377,14 +389,7 @@ def test_gateways_register_in_consul_with_an_http_check_and_leave_on_stop(
 ) -> None:
     consul.wait_passing("gateway")
     with open(state_dir / "gateway-2.log", "a") as log:
-        second = start_service(
-            "gateway",
-            consul_http_addr=consul.http_addr,
-            nats_url=nats_server.url,
-            state_dir=state_dir,
-            args=["--port", "0", "--issuer", hydra.issuer, "--audience", AUDIENCE],
-            log=log,
-        )
+        second = start_gateway(consul, nats_server, state_dir, hydra, log)
         try:
             consul.wait_passing("gateway", count=2)
             entries = consul.get("/v1/health/service/gateway?passing=1")
