@@ -506,10 +506,7 @@ async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> Non
         for t in helpers:
             t.cancel()
         if registered:
-            try:
-                await consul_api.deregister(mesh.consul, instance_id)
-            except Exception as exc:
-                log.warning("could not deregister from Consul: %s", exc)
+            await consul_api.deregister(mesh.consul, instance_id)
         await close()
         log.info("gateway stopped")
 

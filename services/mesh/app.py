@@ -61,7 +61,6 @@ class Mesh:
         config: MeshConfig,
         consul_client: consul.aio.Consul,
         certificates: Certificates | None,
-        client_calls: ClientCalls | None,
         tracer: TracerProvider,
         tracing: telemetry.Tracing | None = None,
         metrics: Metrics | None = None,
@@ -74,7 +73,7 @@ class Mesh:
         self.consul = consul_client
         self.certificates = certificates
         self.discovery = Discovery(consul_client)
-        self._calls = client_calls or ClientCalls(config.policy.deadlines, tracer)
+        self._calls = ClientCalls(config.policy.deadlines, tracer)
         self._channels: dict[str, ServiceChannel] = {}
         self.services: list[tuple[ServiceDescriptor, Any]] = []
         self._shutdown: list[Callable[[], Awaitable[None]]] = []
@@ -211,8 +210,7 @@ async def open_mesh(config: MeshConfig) -> tuple[Mesh, Authorizer | None]:
             authorizer = intentions
         else:
             authorizer = StaticIntentions(config.intentions_dir, config.name)
-    calls = ClientCalls(config.policy.deadlines, tracer)
-    mesh = Mesh(config, c, certificates, calls, tracer, tracing, Metrics())
+    mesh = Mesh(config, c, certificates, tracer, tracing, Metrics())
     if isinstance(authorizer, Intentions):
         mesh.on_close(authorizer.stop)
     return mesh, authorizer
@@ -329,10 +327,7 @@ async def serve(
 
     log.info("shutting down %s", config.instance_id)
     await health_servicer.enter_graceful_shutdown()
-    try:
-        await consul_api.deregister(mesh.consul, config.instance_id)
-    except Exception as exc:
-        log.warning("could not deregister from Consul: %s", exc)
+    await consul_api.deregister(mesh.consul, config.instance_id)
     await server.stop(config.shutdown_grace)
     await health_server.stop(0)
     await mesh.close()

@@ -19,9 +19,9 @@ from typing import Any
 
 import grpc
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Status, StatusCode
 
 from services.mesh.deadlines import DeadlinePolicy, outgoing_timeout
+from services.mesh.telemetry import record_rpc_status, rpc_attributes
 
 
 class ClientCalls:
@@ -37,8 +37,7 @@ class ClientCalls:
     def wrap(self, method: str, multicallable: Callable[..., Any]) -> Callable[..., Any]:
         """``multicallable`` (of the full method name ``/pkg.Service/Method``) with the
         mesh's deadline and client span; same signature, returns the same call object."""
-        service, _, name = method.lstrip("/").partition("/")
-        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        attributes = rpc_attributes(method)
         policy, tracer, client = self.policy, self._tracer, trace.SpanKind.CLIENT
         inject, in_context = propagate.inject, trace.set_span_in_context
 
@@ -71,10 +70,8 @@ class ClientCalls:
         async def finish() -> None:
             try:
                 code = await grpc_call.code()
-                span.set_attribute("rpc.grpc.status_code", code.value[0])
-                if code is not grpc.StatusCode.OK:
-                    details = await grpc_call.details()
-                    span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
+                ok = code is grpc.StatusCode.OK
+                record_rpc_status(span, code, "" if ok else await grpc_call.details())
             finally:
                 span.end()
 

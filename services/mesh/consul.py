@@ -159,4 +159,9 @@ async def register(
 
 
 async def deregister(c: consul.aio.Consul, instance_id: str) -> None:
-    await c.agent.service.deregister(instance_id)
+    """Deregister an instance that is shutting down; a failure (Consul away) is logged and
+    left to its health check, which turns critical and is removed after a minute."""
+    try:
+        await c.agent.service.deregister(instance_id)
+    except Exception as exc:
+        log.warning("could not deregister %s from Consul: %s", instance_id, exc)

@@ -49,20 +49,14 @@ class NoIdentity(ValueError):
 
 @functools.lru_cache(maxsize=4096)
 def identity_of(cert_pem: bytes) -> SpiffeId:
-    """The SPIFFE id in a peer certificate's URI SAN (cached: one parse per certificate)."""
+    """The SPIFFE id in a certificate's URI SAN (cached: one parse per certificate)."""
     cert = x509.load_pem_x509_certificate(cert_pem)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound as exc:
         raise NoIdentity("the certificate has no subject alternative names") from exc
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    spiffe = [u for u in uris if u.startswith("spiffe://")]
-    if len(spiffe) != 1:
-        raise NoIdentity(f"expected one SPIFFE URI SAN, found {len(spiffe)}")
-    try:
-        return SpiffeId.parse(spiffe[0])
-    except ValueError as exc:
-        raise NoIdentity(str(exc)) from exc
+    return _the_spiffe_id([u.encode() for u in uris])
 
 
 def identity_of_peer(peer_identities: Sequence[bytes] | None) -> SpiffeId:
@@ -71,7 +65,12 @@ def identity_of_peer(peer_identities: Sequence[bytes] | None) -> SpiffeId:
     cheaper per call than reading the certificate from ``auth_context()``."""
     if not peer_identities:
         raise NoIdentity("no client certificate")
-    spiffe = [i for i in peer_identities if i.startswith(b"spiffe://")]
+    return _the_spiffe_id(peer_identities)
+
+
+def _the_spiffe_id(names: Sequence[bytes]) -> SpiffeId:
+    """The one SPIFFE URI among a certificate's SANs, parsed."""
+    spiffe = [n for n in names if n.startswith(b"spiffe://")]
     if len(spiffe) != 1:
         raise NoIdentity(f"expected one SPIFFE URI SAN, found {len(spiffe)}")
     return _parse_uri(spiffe[0])

@@ -270,7 +270,7 @@ class ServerSpans:
 
     Like OpenTelemetry's grpc server interceptor (same name, kind and rpc.* attributes, the
     caller's context from ``traceparent``), without its per-call work on unsampled calls:
-    the peer's address and user agent are read only for a span that is recorded.
+    the peer's address is read only for a span that is recorded.
     """
 
     def __init__(self, provider: TracerProvider | None) -> None:
@@ -278,8 +278,7 @@ class ServerSpans:
 
     def starter(self, method: str) -> Callable[[grpc.aio.ServicerContext], _OpenSpan]:
         """What opens ``method``'s span for a call (its attributes built once)."""
-        service, _, name = method.lstrip("/").partition("/")
-        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+        attributes = rpc_attributes(method)
         tracer, server = self._tracer, trace.SpanKind.SERVER
 
         def start(context: grpc.aio.ServicerContext) -> _OpenSpan:
@@ -302,16 +301,27 @@ class ServerSpans:
     @staticmethod
     def end(open_span: _OpenSpan, code: grpc.StatusCode, message: str) -> None:
         span = open_span.span
-        if span.is_recording():
-            span.set_attribute("rpc.grpc.status_code", code.value[0])
-            if code is not grpc.StatusCode.OK:
-                span.set_status(Status(StatusCode.ERROR, f"{code.name}: {message}"))
+        record_rpc_status(span, code, message)
         span.end()
         with contextlib.suppress(ValueError):  # a stream closed from another context
             otel_context._RUNTIME_CONTEXT.detach(open_span.token)
 
 
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
+
+
+def rpc_attributes(method: str) -> dict[str, str]:
+    """OpenTelemetry's ``rpc.*`` attributes of the gRPC method ``/pkg.Service/Method``."""
+    service, _, name = method.lstrip("/").partition("/")
+    return {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
+
+
+def record_rpc_status(span: trace.Span, code: grpc.StatusCode, details: str) -> None:
+    """A finished call's status on its span (server or client), if the span is recorded."""
+    if span.is_recording():
+        span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code is not grpc.StatusCode.OK:
+            span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
 
 
 @dataclass

@@ -146,9 +146,7 @@ class InProcessMesh(Mesh):
             state_dir=shop.state_dir,
             db_path=shop.state_dir / f"{name}.sqlite3",
         )
-        super().__init__(
-            config, consul_api.client(config.consul_http_addr), None, None, TracerProvider()
-        )
+        super().__init__(config, consul_api.client(config.consul_http_addr), None, TracerProvider())
         self._shop = shop
         self.subscriptions: set[str] = set()
         self.opened: list[Events] = []
