@@ -63,7 +63,7 @@ consul: $(STAMPS)/consul $(STAMPS)/python
 	$(PY) -m devstack.consul
 
 certs: $(STAMPS)/python
-	$(PY) -m services.mesh.cli certs init
+	$(PY) -m meshkit.tools.certs certs init
 
 clean:
 	rm -rf $(VENV) .state .pytest_cache .ruff_cache

@@ -33,7 +33,7 @@ import grpc
 
 from bench.servers import DEADLINE_SKU, SKU, TRAILER
 from bench.stats import summarize
-from services.mesh.certificates import authority
+from meshkit.security.certificates import authority
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 
 RESULT = "BENCH_RESULT "
@@ -84,8 +84,8 @@ class Calls:
 async def inventory_stub(a: argparse.Namespace) -> AsyncIterator[Any]:
     """An InventoryService stub of the chosen kind; closed on exit."""
     if a.kind == "mesh":
-        from services.mesh.app import open_mesh
-        from services.mesh.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+        from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+        from meshkit.mesh import open_mesh
 
         config = MeshConfig(
             name=a.identity,
@@ -239,8 +239,8 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     the services do no extra work for it)."""
     import nats
 
-    from services.mesh.app import open_mesh
-    from services.mesh.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+    from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+    from meshkit.mesh import open_mesh
     from shop.events.v1 import envelope_pb2
     from shop.order.v1 import order_pb2_grpc
 

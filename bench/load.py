@@ -20,8 +20,8 @@ from bench.servers import SKU
 from bench.stack import GET_STOCK
 from devstack.services import _die_with_parent
 from devstack.tools import go_tool
-from services.mesh.certificates import authority
-from services.mesh.config import DEFAULT_MESH_FILE, MeshPolicy
+from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
+from meshkit.security.certificates import authority
 
 
 def call_timeout(method: str = "/" + GET_STOCK) -> float:

@@ -121,15 +121,15 @@ def tls_credentials(certs: Path) -> grpc.ServerCredentials:
 
 def serve_mesh(relay: bool, name: str, argv: list[str]) -> None:
     """Exactly as a domain service runs (``python -m services.<name>``): ``run_service``."""
-    from services.mesh import Mesh, run_service
+    from meshkit import Mesh, run_service
 
     async def setup(mesh: Mesh) -> None:
         descriptor = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"]
         if relay:
             stub = mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory")
-            mesh.add_service(descriptor, Relay(stub))
+            mesh.add_service(Relay(stub), descriptor)
         else:
-            mesh.add_service(descriptor, BenchInventory())
+            mesh.add_service(BenchInventory(), descriptor)
 
     run_service(name, setup, argv)
 

@@ -17,8 +17,8 @@ from bench.procs import Child, start_python, wait_ready
 from devstack.consul import ConsulAgent
 from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer
-from services.mesh.certificates import issue_leaf, load_or_create_ca, service_dns_names
-from services.mesh.identity import SpiffeId
+from meshkit.security.certificates import issue_leaf, load_or_create_ca, service_dns_names
+from meshkit.security.identity import SpiffeId
 from shop.inventory.v1 import inventory_pb2
 
 INVENTORY_SERVICE = "shop.inventory.v1.InventoryService"
@@ -41,7 +41,7 @@ class Stack:
     # --- infrastructure ---------------------------------------------------------------
 
     def start_consul(self) -> ConsulAgent:
-        from services.mesh.certificates import consul_ca_config
+        from meshkit.security.certificates import consul_ca_config
 
         agent = ConsulAgent(
             extra_config=consul_ca_config(self.ca), log_path=self.state / "consul.log"

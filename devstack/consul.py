@@ -135,7 +135,7 @@ class ConsulAgent:
 
 def main() -> None:
     """``make consul``: the dev agent on its default ports, the mesh CA as Connect root."""
-    from services.mesh.certificates import consul_ca_config, load_or_create_ca
+    from meshkit.security.certificates import consul_ca_config, load_or_create_ca
 
     ca = load_or_create_ca(ROOT / ".state" / "ca")
     agent = ConsulAgent(use_free_ports=False, extra_config=consul_ca_config(ca))

@@ -25,8 +25,8 @@ from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer
 from devstack.services import ServiceProcess, start_service
 from devstack.tools import ROOT
-from services.mesh.certificates import consul_ca_config, load_or_create_ca
-from services.mesh.cli import main as mesh_cli
+from meshkit.security.certificates import consul_ca_config, load_or_create_ca
+from meshkit.tools.certs import main as mesh_cli
 
 # Order last: it calls inventory (discovery would cope either way).
 PORTS = {"inventory": 50052, "payment": 50053, "shipping": 50054, "order": 50051}

@@ -15,6 +15,6 @@ help-observability:
 	@echo "make trace ORDER=<id>   an order's trace across services and the broker, as a tree with timings"
 
 trace: $(STAMPS)/python
-	@$(PY) -m services.mesh.trace $(ORDER)
+	@$(PY) -m meshkit.tools.trace $(ORDER)
 
 .DEFAULT_GOAL := $(_observability_default_goal)

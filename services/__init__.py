@@ -1,1 +1,1 @@
-"""The shop's services and the mesh runtime they share (``services.mesh``)."""
+"""The shop's services and the mesh runtime they share (``meshkit``)."""

@@ -12,9 +12,9 @@ from devstack.consul import ConsulAgent
 from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer
 from devstack.services import ServiceProcess, start_service
-from services.mesh.app import Mesh, open_mesh
-from services.mesh.certificates import consul_ca_config, load_or_create_ca
-from services.mesh.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+from meshkit.mesh import Mesh, open_mesh
+from meshkit.security.certificates import consul_ca_config, load_or_create_ca
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -38,6 +38,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from meshkit import Mesh
+from meshkit import consul as consul_api
+from meshkit.mesh import open_mesh
+from meshkit.telemetry import logs
 from services.gateway import openapi
 from services.gateway.auth import Authenticator, Jwks, Principal, unauthorized
 from services.gateway.backend import Backend
@@ -47,9 +51,6 @@ from services.gateway.jsonmap import BadInput
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.status import EdgeError, bad_request, too_many_requests
 from services.gateway.transcoding import Binding, Router, annotated_files, discover
-from services.mesh import Mesh, telemetry
-from services.mesh import consul as consul_api
-from services.mesh.app import open_mesh
 
 log = logging.getLogger("gateway")
 access_log = logging.getLogger("gateway.access")
@@ -415,7 +416,7 @@ async def build(config: GatewayConfig) -> tuple[Gateway, Mesh, Callable[[], Awai
     http = httpx.AsyncClient(timeout=5.0)
     jwks = Jwks(config.issuer, http, min_refetch=config.policy.jwks_min_refetch)
     authenticator = Authenticator(jwks, config.audience, leeway=config.policy.leeway)
-    backend = Backend(mesh, config.policy, config.mesh.policy.deadlines)
+    backend = Backend(mesh, config.policy, config.mesh.policy.deadlines, mesh.end_user)
     gateway = Gateway(
         config.policy, backend, authenticator, discover(annotated_files()), config.issuer
     )
@@ -436,7 +437,7 @@ async def build(config: GatewayConfig) -> tuple[Gateway, Mesh, Callable[[], Awai
 
 async def serve(config: GatewayConfig, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set, or until SIGTERM/SIGINT when ``stop`` is None."""
-    telemetry.setup_logging("gateway", config.mesh.instance_id or "gateway")
+    logs.setup_logging("gateway", config.mesh.instance_id or "gateway")
     gateway, mesh, close = await build(config)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

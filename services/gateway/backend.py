@@ -1,7 +1,7 @@
 """The gateway's side of the mesh: an ordinary mesh client with the identity ``gateway``.
 
 Every call carries the end user's subject and client id as metadata (see
-services/mesh/subject.py) and a deadline taken from the edge request's time budget: the
+meshkit/subject.py) and a deadline taken from the edge request's time budget: the
 budget starts when the request arrives (so time spent on the token, the body and the
 rate limiter counts), is at most the client's ``Grpc-Timeout`` header and the method's
 maximum in infra/mesh/mesh.toml, and defaults to the gateway's request timeout (unary)
@@ -10,7 +10,6 @@ or the method's default deadline (streams, e.g. WatchOrder's 300 s).
 
 from __future__ import annotations
 
-import importlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,13 +20,14 @@ import grpc
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 
+from meshkit.config import DeadlinePolicy
+from meshkit.errors import FieldViolation
+from meshkit.mesh import Mesh
+from meshkit.rpc.descriptors import grpc_module
+from meshkit.security.end_user import EndUser
 from services.gateway.auth import Principal
 from services.gateway.config import GatewayPolicy
 from services.gateway.status import EdgeError, bad_request, from_rpc_error
-from services.mesh.app import Mesh
-from services.mesh.config import DeadlinePolicy
-from services.mesh.errors import FieldViolation
-from services.mesh.subject import CLIENT_ID_METADATA, SUBJECT_METADATA
 
 _GRPC_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
 _UNIT = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -56,8 +56,11 @@ class Budget:
 class Backend:
     """Calls RPCs by descriptor for an authenticated principal, within a budget."""
 
-    def __init__(self, mesh: Mesh, policy: GatewayPolicy, deadlines: DeadlinePolicy) -> None:
+    def __init__(
+        self, mesh: Mesh, policy: GatewayPolicy, deadlines: DeadlinePolicy, end_user: EndUser
+    ) -> None:
         self._mesh = mesh
+        self._end_user = end_user
         self._policy = policy
         self._deadlines = deadlines
         self._callables: dict[str, Callable[..., Any]] = {}
@@ -98,7 +101,9 @@ class Backend:
         timeout = self._timeout(budget)
         try:
             response: Message = await self._callable(method)(
-                request, timeout=timeout, metadata=_metadata(principal)
+                request,
+                timeout=timeout,
+                metadata=self._metadata(principal),
             )
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from exc
@@ -109,7 +114,11 @@ class Backend:
     ) -> AsyncIterator[Message]:
         """The messages of a server stream; EdgeError when it fails."""
         timeout = self._timeout(budget)
-        call = self._callable(method)(request, timeout=timeout, metadata=_metadata(principal))
+        call = self._callable(method)(
+            request,
+            timeout=timeout,
+            metadata=self._metadata(principal),
+        )
         try:
             async for message in call:
                 yield message
@@ -118,6 +127,9 @@ class Backend:
         finally:
             if hasattr(call, "cancel"):
                 call.cancel()
+
+    def _metadata(self, principal: Principal) -> tuple[tuple[str, str], ...]:
+        return self._end_user.metadata(principal.subject, principal.client_id)
 
     def _timeout(self, budget: Budget) -> float:
         left = budget.remaining()
@@ -133,9 +145,7 @@ class Backend:
             route = self._policy.route(service)
             if route is None:
                 raise EdgeError(grpc.StatusCode.NOT_FOUND, f"{service.full_name} is not routed")
-            module = importlib.import_module(
-                service.file.name.removesuffix(".proto").replace("/", ".") + "_pb2_grpc"
-            )
+            module = grpc_module(service.file)
             stub = self._mesh.stub(getattr(module, f"{service.name}Stub"), route.mesh_name)
             self._callables[method.full_name] = _Bound(stub, method.name)
         return self._callables[method.full_name]
@@ -150,7 +160,3 @@ class _Bound:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return getattr(self._stub, self._name)(*args, **kwargs)
-
-
-def _metadata(principal: Principal) -> tuple[tuple[str, str], ...]:
-    return ((SUBJECT_METADATA, principal.subject), (CLIENT_ID_METADATA, principal.client_id))

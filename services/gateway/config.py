@@ -12,9 +12,9 @@ from pathlib import Path
 
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
-from services.mesh.config import ROOT, MeshConfig, parse_duration
+from meshkit.config import MeshConfig, parse_duration
 
-DEFAULT_GATEWAY_FILE = ROOT / "infra" / "gateway" / "gateway.toml"
+DEFAULT_GATEWAY_FILE = Path("infra/gateway/gateway.toml")
 _READ_ONLY = 1  # MethodOptions.NO_SIDE_EFFECTS
 
 

@@ -295,7 +295,7 @@ class Mutation:
 
 
 def _violation(field: str, description: str) -> Any:
-    from services.mesh.errors import FieldViolation
+    from meshkit.errors import FieldViolation
 
     return FieldViolation(field, description)
 

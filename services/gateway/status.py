@@ -15,7 +15,7 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2, json_format
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from services.mesh.errors import FieldViolation
+from meshkit.errors import FieldViolation
 
 HTTP_STATUS = {
     grpc.StatusCode.OK: 200,

@@ -35,6 +35,7 @@ from google.protobuf.descriptor import FieldDescriptor, FileDescriptor, MethodDe
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
+from meshkit.errors import FieldViolation
 from services.gateway.jsonmap import (
     BadInput,
     FieldPath,
@@ -45,7 +46,6 @@ from services.gateway.jsonmap import (
     text_value,
     to_json,
 )
-from services.mesh.errors import FieldViolation
 
 _HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")

@@ -1,4 +1,4 @@
+from meshkit import run_service
 from services.inventory.app import setup
-from services.mesh import run_service
 
 run_service("inventory", setup)

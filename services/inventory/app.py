@@ -19,10 +19,9 @@ from services.inventory.reactions import InventoryReactions
 from services.inventory.servicer import InventoryServicer
 from services.inventory.store import SCHEMA, InventoryStore
 from shop.events.v1 import events_pb2
-from shop.inventory.v1 import inventory_pb2
 
 if TYPE_CHECKING:
-    from services.mesh import Mesh
+    from meshkit import Mesh
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +68,7 @@ async def setup(mesh: Mesh) -> None:
     added = await store.seed_if_empty(load_catalog(settings.seed_path))
     if added:
         log.info("seeded %d skus from %s", added, settings.seed_path or "the built-in catalog")
-    mesh.add_service(
-        inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"], InventoryServicer(store)
-    )
+    mesh.add_service(InventoryServicer(store))
     events = await mesh.events(db)
     reactions = InventoryReactions(store)
     events.on(events_pb2.OrderPlaced, reactions.on_order_placed)

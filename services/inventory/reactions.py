@@ -1,7 +1,7 @@
 """The inventory's part of the order flow: reactions to the order's events.
 
 Each handler runs inside the transaction that also records the incoming event as
-processed (see ``services.mesh.events``); the store's methods join it, so the stock moves,
+processed (see ``meshkit.events.service_events``); the store's methods join it, so the stock moves,
 the reservation record and the events emitted here commit together or not at all.
 
 The reservation record of an order is what makes every reaction idempotent per order,
@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from meshkit.events.service_events import EventContext
 from services.inventory.store import COMMITTED, RESERVED, InventoryStore
-from services.mesh.events import EventContext
 from shop.common.v1.line_item_pb2 import LineItem
 from shop.events.v1 import events_pb2
 from shop.inventory.v1 import inventory_pb2

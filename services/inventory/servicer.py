@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshkit.errors import NotFound, Violations
 from services.inventory.store import InventoryStore
-from services.mesh.errors import NotFound, Violations
 from services.shop_common.paging import decode_token, encode_token, page_size
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 
-from services.mesh.database import Connection, Database, Row, fetch_one
-from services.mesh.errors import FailedPrecondition, NotFound
-from services.mesh.times import now_micros, to_timestamp
+from meshkit.database import Connection, Database, Row, fetch_one
+from meshkit.errors import FailedPrecondition, NotFound
+from meshkit.times import now_micros, to_timestamp
 from shop.inventory.v1 import inventory_pb2
 
 SCHEMA = """

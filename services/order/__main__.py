@@ -1,4 +1,4 @@
-from services.mesh import run_service
+from meshkit import run_service
 from services.order.app import setup
 
 run_service("order", setup)

@@ -21,10 +21,9 @@ from services.order.view import SCHEMA as VIEW_SCHEMA
 from services.order.view import OrderView
 from services.order.watchers import OrderWatchers
 from shop.inventory.v1 import inventory_pb2_grpc
-from shop.order.v1 import order_pb2
 
 if TYPE_CHECKING:
-    from services.mesh import Mesh
+    from meshkit import Mesh
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,6 @@ async def setup(mesh: Mesh) -> None:
         db, OrderStore(db), view, await mesh.events(db), settings.saga_timeout, outcomes
     )
     mesh.background("saga-timeouts", flow.sweep_forever)
-    servicer = OrderServicer(
-        flow, view, watchers, mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory")
-    )
-    mesh.add_service(order_pb2.DESCRIPTOR.services_by_name["OrderService"], servicer)
+    inventory = mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory")
+    servicer = OrderServicer(flow, view, watchers, inventory, mesh.end_user)
+    mesh.add_service(servicer)

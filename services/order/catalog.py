@@ -14,7 +14,7 @@ from typing import Protocol
 
 import grpc
 
-from services.mesh.errors import Violations
+from meshkit.errors import Violations
 from shop.common.v1.line_item_pb2 import LineItem
 from shop.inventory.v1 import inventory_pb2
 

@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
-from services.mesh.errors import Violations
+from meshkit.errors import Violations
 from services.shop_common.address import validate_address
 from services.shop_common.money import MAX_TOTAL_NANOS, from_nanos, to_nanos, validate_money
 from shop.common.v1.address_pb2 import Address

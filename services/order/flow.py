@@ -30,7 +30,7 @@ Every event carries the order id as correlation id, and the id of the event that
 it as causation id. Transitions, the events they emit (outbox) and the read model's update
 commit in one transaction with the record of the event that caused them.
 
-Observability: PlaceOrder's span carries the order id (``shop.order_id``), which is how
+Observability: PlaceOrder's span carries the order id (``mesh.correlation_id``), which is how
 ``make trace ORDER=<id>`` finds the order's trace; every saga that ends is counted in
 ``shop_order_saga_outcomes_total`` (outcome, and for a cancellation the class of reason),
 once its transaction has committed.
@@ -45,9 +45,10 @@ from google.protobuf.message import Message
 from opentelemetry import trace
 from prometheus_client import Counter
 
-from services.mesh.database import Database
-from services.mesh.errors import FailedPrecondition, NotFound
-from services.mesh.events import EventContext, Events
+from meshkit.database import Database
+from meshkit.errors import FailedPrecondition, NotFound
+from meshkit.events.service_events import EventContext, Events
+from meshkit.telemetry.tracing import CORRELATION_ID
 from services.order.domain import (
     CANCELLED,
     CONFIRMED,
@@ -104,7 +105,7 @@ class OrderFlow:
     async def place(self, draft: OrderDraft) -> order_pb2.Order:
         """Stores the order PENDING and emits OrderPlaced; answers at once. A retry with the
         same idempotency key gets the order that key placed, as it is now."""
-        trace.get_current_span().set_attribute("shop.order_id", draft.order_id)
+        trace.get_current_span().set_attribute(CORRELATION_ID, draft.order_id)
         async with self._db.transaction():
             placed_before = await self._store.create(draft, self.saga_timeout)
             if placed_before is None:

@@ -14,8 +14,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.mesh.errors import NotFound, PermissionDenied, Violations
-from services.mesh.subject import subject_of
+from meshkit.errors import NotFound, PermissionDenied, Violations
+from meshkit.security.end_user import EndUser
 from services.order.catalog import StockReader, check_skus
 from services.order.domain import FINAL, validate_place_order
 from services.order.flow import OrderFlow
@@ -39,7 +39,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         view: OrderView,
         watchers: OrderWatchers,
         inventory: StockReader,
+        end_user: EndUser,
     ) -> None:
+        self._end_user = end_user
         self._flow = flow
         self._view = view
         self._watchers = watchers
@@ -48,7 +50,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def PlaceOrder(
         self, request: order_pb2.PlaceOrderRequest, context: Any
     ) -> order_pb2.PlaceOrderResponse:
-        request.customer_id = _own_customer(request.customer_id, subject_of(context))
+        request.customer_id = _own_customer(request.customer_id, self._end_user.subject_of(context))
         draft = validate_place_order(request)
         await check_skus(self._inventory, draft.items)
         return order_pb2.PlaceOrderResponse(order=await self._flow.place(draft))
@@ -57,7 +59,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.GetOrderRequest, context: Any
     ) -> order_pb2.GetOrderResponse:
         _require_order_id(request.order_id, "GetOrderRequest")
-        order = await self._get(request.order_id, subject_of(context))
+        order = await self._get(request.order_id, self._end_user.subject_of(context))
         return order_pb2.GetOrderResponse(order=order)
 
     async def ListOrders(
@@ -70,7 +72,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         v.raise_if_any()
         # One extra row tells whether another page follows.
         rows = await self._view.list(
-            customer_id=_own_customer(request.customer_id, subject_of(context)),
+            customer_id=_own_customer(request.customer_id, self._end_user.subject_of(context)),
             status=request.status or None,
             before_seq=before,
             limit=size + 1,
@@ -85,7 +87,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.WatchOrderRequest, context: Any
     ) -> AsyncIterator[order_pb2.WatchOrderResponse]:
         _require_order_id(request.order_id, "WatchOrderRequest")
-        subject = subject_of(context)
+        subject = self._end_user.subject_of(context)
         # Subscribe before the first read, so a change in between is not missed.
         with self._watchers.subscribe(request.order_id) as changed:
             order = await self._get(request.order_id, subject)
@@ -106,7 +108,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.CancelOrderRequest, context: Any
     ) -> order_pb2.CancelOrderResponse:
         _require_order_id(request.order_id, "CancelOrderRequest")
-        if (subject := subject_of(context)) is not None:
+        if (subject := self._end_user.subject_of(context)) is not None:
             await self._get(request.order_id, subject)
         order = await self._flow.cancel(request.order_id, request.reason)
         return order_pb2.CancelOrderResponse(order=order)

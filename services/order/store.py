@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from services.mesh.database import Database, fetch_all, fetch_one
-from services.mesh.errors import FailedPrecondition
-from services.mesh.times import now_micros
+from meshkit.database import Database, fetch_all, fetch_one
+from meshkit.errors import FailedPrecondition
+from meshkit.times import now_micros
 from services.order.domain import PENDING, RANK, OrderDraft, status_name, status_value
 from shop.order.v1 import order_pb2
 

@@ -18,8 +18,7 @@ from collections.abc import Callable
 
 from google.protobuf.message import Message
 
-from services.mesh.database import Database, fetch_one
-from services.mesh.envelopes import EventEnvelope
+from meshkit.database import Database, fetch_one
 from services.order.domain import (
     CANCELLED,
     CONFIRMED,
@@ -30,6 +29,7 @@ from services.order.domain import (
     status_name,
 )
 from shop.events.v1 import events_pb2
+from shop.events.v1.envelope_pb2 import EventEnvelope
 from shop.order.v1 import order_pb2
 
 SCHEMA = """

@@ -17,10 +17,9 @@ from services.payment.rules import DEFAULT_MAX_AMOUNT_UNITS
 from services.payment.servicer import PaymentServicer
 from services.payment.store import SCHEMA, PaymentStore
 from shop.events.v1 import events_pb2
-from shop.payment.v1 import payment_pb2
 
 if TYPE_CHECKING:
-    from services.mesh import Mesh
+    from meshkit import Mesh
 
 
 @dataclass(frozen=True)
@@ -41,10 +40,7 @@ async def setup(mesh: Mesh) -> None:
     settings = PaymentSettings.from_env()
     db = await mesh.database(SCHEMA)
     store = PaymentStore(db)
-    mesh.add_service(
-        payment_pb2.DESCRIPTOR.services_by_name["PaymentService"],
-        PaymentServicer(store, max_amount_units=settings.max_amount_units),
-    )
+    mesh.add_service(PaymentServicer(store, max_amount_units=settings.max_amount_units))
     events = await mesh.events(db)
     reactions = PaymentReactions(store, settings.max_amount_units)
     events.on(events_pb2.OrderPlaced, reactions.on_order_placed)

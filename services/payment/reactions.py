@@ -1,7 +1,7 @@
 """The payment's part of the order flow: reactions to the order's events.
 
 Each handler runs in the transaction that records the incoming event as processed (see
-``services.mesh.events``); the store's methods join it, so a capture, its intent's new
+``meshkit.events.service_events``); the store's methods join it, so a capture, its intent's new
 state and the event announcing it commit together or not at all.
 
 - ``OrderPlaced``: remember what to charge (amount, token) as a PENDING intent; nothing
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 
-from services.mesh.events import EventContext
+from meshkit.events.service_events import EventContext
 from services.payment import rules
 from services.payment.store import INTENT_PENDING, PaymentStore
 from services.shop_common.money import to_nanos

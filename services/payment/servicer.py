@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.mesh.errors import NotFound, Violations
+from meshkit.errors import NotFound, Violations
 from services.payment import rules
 from services.payment.store import PaymentStore
 from services.shop_common.money import to_nanos, validate_money

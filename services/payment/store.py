@@ -15,9 +15,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from services.mesh.database import Database, Row, fetch_one
-from services.mesh.errors import FailedPrecondition, NotFound
-from services.mesh.times import now_micros, to_timestamp
+from meshkit.database import Database, Row, fetch_one
+from meshkit.errors import FailedPrecondition, NotFound
+from meshkit.times import now_micros, to_timestamp
 from services.shop_common.money import format_money
 from shop.common.v1.money_pb2 import Money
 from shop.payment.v1 import payment_pb2

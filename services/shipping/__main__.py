@@ -1,4 +1,4 @@
-from services.mesh import run_service
+from meshkit import run_service
 from services.shipping.app import setup
 
 run_service("shipping", setup)

@@ -17,10 +17,9 @@ from services.shipping.rules import DEFAULT_UNSUPPORTED_COUNTRIES
 from services.shipping.servicer import ShippingServicer
 from services.shipping.store import SCHEMA, ShippingStore
 from shop.events.v1 import events_pb2
-from shop.shipping.v1 import shipping_pb2
 
 if TYPE_CHECKING:
-    from services.mesh import Mesh
+    from meshkit import Mesh
 
 
 @dataclass(frozen=True)
@@ -39,10 +38,7 @@ async def setup(mesh: Mesh) -> None:
     settings = ShippingSettings.from_env()
     db = await mesh.database(SCHEMA)
     store = ShippingStore(db)
-    mesh.add_service(
-        shipping_pb2.DESCRIPTOR.services_by_name["ShippingService"],
-        ShippingServicer(store, unsupported_countries=settings.unsupported_countries),
-    )
+    mesh.add_service(ShippingServicer(store, unsupported_countries=settings.unsupported_countries))
     events = await mesh.events(db)
     reactions = ShippingReactions(store, settings.unsupported_countries)
     events.on(events_pb2.OrderPlaced, reactions.on_order_placed)

@@ -1,7 +1,7 @@
 """The shipping's part of the order flow: reactions to the order's events.
 
 Each handler runs in the transaction that records the incoming event as processed (see
-``services.mesh.events``); the store's methods join it, so a shipment, its request's new
+``meshkit.events.service_events``); the store's methods join it, so a shipment, its request's new
 state and the event announcing it commit together or not at all.
 
 - ``OrderPlaced``: remember where and what to ship (a PENDING request); nothing ships
@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 
-from services.mesh.events import EventContext
+from meshkit.events.service_events import EventContext
 from services.shipping import rules
 from services.shipping.store import CANCELLED, REQUEST_DONE, REQUEST_PENDING, ShippingStore
 from shop.events.v1 import events_pb2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from services.mesh.errors import FailedPrecondition, NotFound, Violations
+from meshkit.errors import FailedPrecondition, NotFound, Violations
 from services.shipping import rules
 from services.shipping.store import ShippingStore
 from services.shop_common.address import validate_address

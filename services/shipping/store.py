@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 from google.protobuf import json_format
 
-from services.mesh.database import Database, Row, fetch_one
-from services.mesh.errors import NotFound
-from services.mesh.times import now_micros, to_timestamp
+from meshkit.database import Database, Row, fetch_one
+from meshkit.errors import NotFound
+from meshkit.times import now_micros, to_timestamp
 from services.shipping.rules import Carrier
 from shop.common.v1.address_pb2 import Address
 from shop.common.v1.line_item_pb2 import LineItem

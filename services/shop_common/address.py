@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from services.mesh.errors import Violations
+from meshkit.errors import Violations
 from shop.common.v1.address_pb2 import Address
 
 _COUNTRY = re.compile(r"[A-Z]{2}")

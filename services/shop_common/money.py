@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from services.mesh.errors import Violations
+from meshkit.errors import Violations
 from shop.common.v1.money_pb2 import Money
 
 NANOS_PER_UNIT = 1_000_000_000

@@ -11,7 +11,7 @@ import binascii
 import json
 from typing import TypeVar
 
-from services.mesh.errors import Violations
+from meshkit.errors import Violations
 
 T = TypeVar("T", str, int)
 

@@ -37,7 +37,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.descriptor_pool import Default as default_pool
 from google.protobuf.message import Message
 
-from tests.contracts.inprocess import Answer, Shop
+from meshkit.testing import Answer
+from meshkit.testing import App as Shop
 
 CONTRACTS = Path(__file__).resolve().parent.parent.parent / "contracts" / "consumers"
 _SEGMENT = re.compile(r"(?P<name>\w+)(?:\[(?P<index>\d*)\])?")

@@ -1,8 +1,8 @@
 """The providers honour their consumers' contracts (contracts/consumers/, see behaviour.py).
 
-RPC contracts are replayed against the provider running in process (tests/contracts/
-inprocess.py: each service's own ``setup`` on temp SQLite, events over an in-memory
-broker). Event contracts are checked against the events the real producers emit while
+RPC contracts are replayed against the provider running in process (``meshkit.testing``
+through tests/shop.py: each service's own ``setup`` on temp SQLite, events over an
+in-memory broker). Event contracts are checked against the events the real producers emit while
 the shop runs a set of scenarios that, together, make every event happen.
 """
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 
-from services.mesh.envelopes import EventEnvelope, unwrap
+from meshkit.events.envelopes import Envelope, unwrap
+from meshkit.testing import App as Shop
 from shop.order.v1 import order_pb2
 from tests.contracts.behaviour import (
     CONTRACTS,
@@ -26,7 +27,7 @@ from tests.contracts.behaviour import (
     replay,
     rpc_contracts,
 )
-from tests.contracts.inprocess import Shop, running_shop
+from tests.shop import running_shop
 
 RPC = rpc_contracts()
 EVENTS = event_contracts()
@@ -107,7 +108,7 @@ SCENARIOS = {
 
 
 @pytest.fixture
-async def emitted(shop: Shop) -> list[EventEnvelope]:
+async def emitted(shop: Shop) -> list[Envelope]:
     """Every event published while the scenarios ran, and a cancellation by request."""
     for request in SCENARIOS.values():
         answer = await shop.call(PLACE, request)
@@ -131,7 +132,7 @@ def test_every_consumer_declares_what_it_subscribes_to(shop: Shop) -> None:
     assert declared == subscribed
 
 
-def test_every_event_carries_its_envelope(emitted: list[EventEnvelope]) -> None:
+def test_every_event_carries_its_envelope(emitted: list[Envelope]) -> None:
     for envelope in emitted:
         event = unwrap(envelope)
         assert envelope.event_id and envelope.source, envelope
@@ -142,7 +143,7 @@ def test_every_event_carries_its_envelope(emitted: list[EventEnvelope]) -> None:
 
 @pytest.mark.parametrize("contract", EVENTS, ids=lambda c: c.consumer)
 def test_producers_honour_the_consumer_event_contract(
-    contract: Contract, emitted: list[EventEnvelope]
+    contract: Contract, emitted: list[Envelope]
 ) -> None:
     problems = []
     for entry in contract.data["events"]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 
-from services.mesh.certificates import CA, authority, issue_leaf, service_dns_names
-from services.mesh.identity import SpiffeId
+from meshkit.security.certificates import CA, authority, issue_leaf, service_dns_names
+from meshkit.security.identity import SpiffeId
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from devstack.consul import ConsulAgent
 from devstack.nats import NatsServer
-from services.mesh.app import open_mesh
-from services.mesh.certificates import load_or_create_ca
+from meshkit.mesh import open_mesh
+from meshkit.security.certificates import load_or_create_ca
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from tests.conftest import Launcher, mesh_config, start_consul, wait_passing
 

@@ -21,10 +21,10 @@ import pytest
 
 from devstack.consul import ConsulAgent
 from devstack.nats import NatsServer
-from services.mesh import Mesh, serve
-from services.mesh.app import open_mesh
-from services.mesh.certificates import load_or_create_ca
-from services.mesh.identity import SpiffeId
+from meshkit import Mesh, serve
+from meshkit.mesh import open_mesh
+from meshkit.security.certificates import load_or_create_ca
+from meshkit.security.identity import SpiffeId
 from shop.common.v1 import address_pb2, line_item_pb2, money_pb2
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
@@ -76,7 +76,7 @@ def slow_inventory(own_consul: ConsulAgent, own_state: Path) -> Iterator[SlowInv
     servicer = SlowInventory()
 
     async def setup(mesh: Mesh) -> None:
-        mesh.add_service(inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"], servicer)
+        mesh.add_service(servicer)
 
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()

@@ -11,7 +11,7 @@ import pytest
 from devstack.consul import ConsulAgent
 from devstack.services import ServiceProcess
 from devstack.tools import go_tool
-from services.mesh.cli import main as mesh_cli
+from meshkit.tools.certs import main as mesh_cli
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 from cryptography import x509
 
 from devstack.consul import ConsulAgent
-from services.mesh.certificates import issue_leaf, load_or_create_ca, service_dns_names
-from services.mesh.identity import SpiffeId
+from meshkit.security.certificates import issue_leaf, load_or_create_ca, service_dns_names
+from meshkit.security.identity import SpiffeId
 from tests.conftest import Launcher
 from tests.integration.direct import get_stock, leaf_channel
 

@@ -11,8 +11,8 @@ import pytest
 from devstack.consul import ConsulAgent
 from devstack.intentions import apply_intentions, set_intention
 from devstack.services import ServiceProcess
-from services.mesh.certificates import create_ca, load_or_create_ca
-from services.mesh.identity import SpiffeId
+from meshkit.security.certificates import create_ca, load_or_create_ca
+from meshkit.security.identity import SpiffeId
 from tests.integration.direct import channel, get_stock, leaf_channel
 
 pytestmark = pytest.mark.integration

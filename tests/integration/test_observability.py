@@ -30,11 +30,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from devstack.consul import ConsulAgent
 from devstack.nats import NatsServer
 from devstack.services import ServiceProcess
-from services.mesh import Mesh, telemetry
-from services.mesh.app import open_mesh
-from services.mesh.certificates import load_or_create_ca
-from services.mesh.trace import render_trace
-from services.mesh.trace_sink import SpanRecord, read_traces
+from meshkit import Mesh
+from meshkit.mesh import open_mesh
+from meshkit.security.certificates import load_or_create_ca
+from meshkit.telemetry import tracing as telemetry
+from meshkit.telemetry.trace_sink import SpanRecord, read_traces
+from meshkit.tools.trace import render_trace
 from shop.common.v1 import address_pb2, line_item_pb2, money_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from tests.conftest import DOMAIN_SERVICES, Launcher, mesh_config, start_consul, wait_passing
@@ -197,7 +198,7 @@ async def test_one_order_is_one_trace_across_services_calls_and_the_broker(
         for consumer in consumers:
             consumed = span(spans, consumer, f"{event} process", "CONSUMER")
             assert consumed.parent_id == made.span_id, tree
-            assert consumed.attributes["shop.correlation_id"] == order.order_id
+            assert consumed.attributes["messaging.message.conversation_id"] == order.order_id
 
     # Every span records the instance that made it (services) and the tree says so too.
     for s in spans:
@@ -215,7 +216,7 @@ async def test_the_trace_command_prints_the_tree(client: Mesh, own_state: Path) 
     await order_trace(sink, order.order_id, {("inventory", cancelled), ("operator", PLACE)})
     out = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.mesh.trace", order.order_id, "--db", str(sink)],
+        [sys.executable, "-m", "meshkit.tools.trace", order.order_id, "--db", str(sink)],
         capture_output=True,
         text=True,
         timeout=30,

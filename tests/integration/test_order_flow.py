@@ -27,20 +27,22 @@ import pytest
 
 from devstack.consul import ConsulAgent
 from devstack.nats import NatsServer
+from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
+from meshkit.mesh import Mesh, open_mesh
+from meshkit.security.certificates import load_or_create_ca
 from services.inventory.app import DEFAULT_CATALOG
-from services.mesh.app import Mesh, open_mesh
-from services.mesh.certificates import load_or_create_ca
-from services.mesh.envelopes import EventEnvelope
-from services.mesh.nats_bus import STREAM
 from shop.common.v1.address_pb2 import Address
 from shop.common.v1.line_item_pb2 import LineItem
 from shop.common.v1.money_pb2 import Money
+from shop.events.v1.envelope_pb2 import EventEnvelope
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2 as pb
 from shop.order.v1 import order_pb2_grpc
 from tests.conftest import DOMAIN_SERVICES, Launcher, mesh_config, start_consul, wait_passing
 
 pytestmark = pytest.mark.integration
+
+STREAM = MeshPolicy.load(DEFAULT_MESH_FILE).events.stream
 
 SAGA_TIMEOUT = 12.0  # seconds; the order service's SHOP_ORDER_SAGA_TIMEOUT here
 FINAL = {pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_CANCELLED}

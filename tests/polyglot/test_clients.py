@@ -27,7 +27,7 @@ IDENTITY = "storefront"  # infra/consul/intentions/ allow storefront -> order
 @pytest.fixture(scope="module")
 def storefront_certs(consul: ConsulAgent, state_dir: Path) -> Path:
     """A leaf for ``storefront`` from the mesh CA, issued the way the README shows."""
-    cmd = [sys.executable, "-m", "services.mesh.cli", "--state-dir", str(state_dir)]
+    cmd = [sys.executable, "-m", "meshkit.tools.certs", "--state-dir", str(state_dir)]
     cmd += ["certs", "issue", IDENTITY, "--consul", consul.http_addr]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
     assert out.returncode == 0, out.stderr

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.mesh import database
-from services.mesh.database import Database, fetch_one
+from meshkit import database
+from meshkit.database import Database, fetch_one
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
 

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
+from meshkit.security.end_user import EndUser
 from services.gateway.app import Gateway
 from services.gateway.auth import Authenticator, Jwks, Principal
 from services.gateway.backend import Backend, Budget, parse_grpc_timeout
@@ -24,7 +26,6 @@ from services.gateway.config import DEFAULT_GATEWAY_FILE, GatewayPolicy
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.status import EdgeError, from_rpc_error, pack
 from services.gateway.transcoding import annotated_files, discover
-from services.mesh.config import DEFAULT_MESH_FILE, MeshPolicy
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2
 
@@ -93,7 +94,13 @@ class RecordingBackend(Backend):
     """The real Backend's scopes and budgets; calls recorded instead of sent to the mesh."""
 
     def __init__(self, policy: GatewayPolicy) -> None:
-        super().__init__(None, policy, MeshPolicy.load(DEFAULT_MESH_FILE).deadlines)  # type: ignore[arg-type]
+        mesh_policy = MeshPolicy.load(DEFAULT_MESH_FILE)
+        super().__init__(
+            None,  # type: ignore[arg-type]
+            policy,
+            mesh_policy.deadlines,
+            EndUser(mesh_policy.end_user),
+        )
         self.calls: list[tuple[str, Message, Principal, Budget]] = []
         self.fail: EdgeError | None = None
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from meshkit.database import Database
+from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.inventory.app import DEFAULT_CATALOG, InventorySettings, load_catalog
 from services.inventory.servicer import InventoryServicer
 from services.inventory.store import SCHEMA, InventoryStore
-from services.mesh.database import Database
-from services.mesh.errors import FailedPrecondition, InvalidArgument, NotFound
 from shop.inventory.v1 import inventory_pb2 as pb
 
 CATALOG = {"SKU-A": 10, "SKU-B": 5, "SKU-C": 0}

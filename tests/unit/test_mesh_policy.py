@@ -9,14 +9,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.mesh import deadlines
-from services.mesh.authorization import StaticIntentions, decide_by_intentions
-from services.mesh.certificates import create_ca, issue_leaf
-from services.mesh.channels import service_config, target_of
-from services.mesh.config import DEFAULT_MESH_FILE, DeadlinePolicy, MeshPolicy, parse_duration
-from services.mesh.discovery import Endpoint
-from services.mesh.errors import InvalidArgument, Violations
-from services.mesh.identity import NoIdentity, SpiffeId, identity_of, identity_of_peer
+from meshkit.config import DEFAULT_MESH_FILE, DeadlinePolicy, MeshPolicy, parse_duration
+from meshkit.discovery import Endpoint
+from meshkit.errors import InvalidArgument, Violations
+from meshkit.rpc import deadlines
+from meshkit.rpc.channels import service_config, target_of
+from meshkit.security.authorization import StaticIntentions, decide_by_intentions
+from meshkit.security.certificates import create_ca, issue_leaf
+from meshkit.security.identity import NoIdentity, SpiffeId, identity_of, identity_of_peer
 from shop.inventory.v1 import inventory_pb2_grpc
 
 TD = "abcd.consul"

@@ -16,17 +16,19 @@ import grpc
 import pytest
 from opentelemetry import trace
 
+from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
+from meshkit.database import Database
+from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
+from meshkit.events.envelopes import Envelopes
+from meshkit.events.memory import MemoryBus
+from meshkit.events.service_events import SCHEMA as EVENTS_SCHEMA
+from meshkit.events.service_events import Events
+from meshkit.security.end_user import EndUser
 from services.inventory.app import DEFAULT_CATALOG
 from services.inventory.reactions import InventoryReactions
 from services.inventory.servicer import InventoryServicer
 from services.inventory.store import SCHEMA as INVENTORY_SCHEMA
 from services.inventory.store import InventoryStore
-from services.mesh.database import Database
-from services.mesh.envelopes import EventEnvelope, wrap
-from services.mesh.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
-from services.mesh.events import SCHEMA as EVENTS_SCHEMA
-from services.mesh.events import Events
-from services.mesh.memory_bus import MemoryBus
 from services.order.flow import OrderFlow
 from services.order.servicer import OrderServicer
 from services.order.store import SCHEMA as ORDER_SCHEMA
@@ -46,6 +48,7 @@ from shop.common.v1.address_pb2 import Address
 from shop.common.v1.line_item_pb2 import LineItem
 from shop.common.v1.money_pb2 import Money
 from shop.events.v1 import events_pb2
+from shop.events.v1.envelope_pb2 import EventEnvelope
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2 as pb
 
@@ -56,6 +59,8 @@ PENDING, RESERVED, PAID = (
 )
 CONFIRMED, CANCELLED = pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_CANCELLED
 TRACER = trace.get_tracer("test")
+POLICY = MeshPolicy.load(DEFAULT_MESH_FILE)
+ENVELOPES = Envelopes(POLICY.events)
 
 
 class InventoryStub:
@@ -136,7 +141,7 @@ async def open_shop(saga_timeout: float = 30.0, start: tuple[str, ...] = ()) -> 
         await db(ORDER_SCHEMA + VIEW_SCHEMA),
     )
     events = {
-        name: Events(name, d, bus, TRACER)
+        name: Events(name, d, bus, ENVELOPES, TRACER)
         for name, d in [
             ("inventory", inventory_db),
             ("payment", payment_db),
@@ -164,7 +169,7 @@ async def open_shop(saga_timeout: float = 30.0, start: tuple[str, ...] = ()) -> 
     view = OrderView(order_db, watchers.changed)
     flow = OrderFlow(order_db, OrderStore(order_db), view, events["order"], saga_timeout)
     stub = InventoryStub(InventoryServicer(inventory))
-    servicer = OrderServicer(flow, view, watchers, stub)
+    servicer = OrderServicer(flow, view, watchers, stub, EndUser(POLICY.end_user))
     for name in start or tuple(events):
         events[name].start()
     return Shop(
@@ -574,7 +579,7 @@ async def test_an_event_ahead_of_its_turn_comes_back_later() -> None:
         order_id = placed.order_id
 
         async def publish(event: Any) -> None:
-            envelope = wrap(event, source="test", correlation_id=order_id)
+            envelope = ENVELOPES.wrap(event, source="test", correlation_id=order_id)
             await shop.bus.publish(
                 envelope.event_type, envelope.SerializeToString(), envelope.event_id
             )

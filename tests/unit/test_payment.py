@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.mesh.database import Database
-from services.mesh.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
+from meshkit.database import Database
+from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
 from services.payment.app import PaymentSettings
 from services.payment.servicer import PaymentServicer
 from services.payment.store import SCHEMA, PaymentStore

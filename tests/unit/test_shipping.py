@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.mesh.database import Database
-from services.mesh.errors import FailedPrecondition, InvalidArgument, NotFound
+from meshkit.database import Database
+from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.shipping.app import ShippingSettings
 from services.shipping.servicer import ShippingServicer
 from services.shipping.store import SCHEMA, ShippingStore

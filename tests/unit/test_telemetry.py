@@ -18,18 +18,18 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.mesh.config import MeshConfig, MeshPolicy
-from services.mesh.interceptors import MeshServerInterceptor
-from services.mesh.metrics import Metrics, split_method
-from services.mesh.telemetry import (
+from meshkit.config import MeshConfig, MeshPolicy
+from meshkit.rpc.interceptors import MeshServerInterceptor
+from meshkit.telemetry.logs import (
     AccessLog,
     ContextFilter,
     JsonFormatter,
     TextFormatter,
     current_method,
 )
-from services.mesh.trace import build_tree, render_trace
-from services.mesh.trace_sink import SpanRecord, SqliteSpanExporter, read_traces, recent_orders
+from meshkit.telemetry.metrics import Metrics, split_method
+from meshkit.telemetry.trace_sink import SpanRecord, SqliteSpanExporter, read_traces, recent_orders
+from meshkit.tools.trace import build_tree, render_trace
 
 T = "0af7651916cd43dd8448eb211c80319c"
 MS = 1_000_000
@@ -129,12 +129,14 @@ def test_the_sink_keeps_spans_and_finds_them_by_order_or_trace_id(
     exporter.instance = "order-host-5001"
     tracer = provider.get_tracer("test")
     with tracer.start_as_current_span("place", kind=SpanKind.SERVER) as top:
-        top.set_attribute("shop.order_id", "o-7")
-        with tracer.start_as_current_span("emit", attributes={"shop.correlation_id": "o-7"}):
+        top.set_attribute("mesh.correlation_id", "o-7")
+        with tracer.start_as_current_span(
+            "emit", attributes={"messaging.message.conversation_id": "o-7"}
+        ):
             pass
         with tracer.start_as_current_span("unrelated"):
             pass
-    with tracer.start_as_current_span("another order", attributes={"shop.order_id": "o-8"}):
+    with tracer.start_as_current_span("another order", attributes={"mesh.correlation_id": "o-8"}):
         pass
     path = tmp_path / "traces.db"
 
@@ -146,7 +148,7 @@ def test_the_sink_keeps_spans_and_finds_them_by_order_or_trace_id(
     assert (place.kind, place.service, place.instance) == ("SERVER", "order", "order-host-5001")
     assert place.parent_id is None and emit.parent_id == place.span_id
     assert unrelated.parent_id == place.span_id and unrelated.order_id is None
-    assert emit.attributes == {"shop.correlation_id": "o-7"}
+    assert emit.attributes == {"messaging.message.conversation_id": "o-7"}
     assert read_traces(path, trace_id.upper()) == traces
     assert read_traces(path, "o-404") == {}
     assert read_traces(tmp_path / "none.db", "o-7") == {}

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from services.mesh.eventbus import ConsumerLag, Handler
+from meshkit.events.bus import ConsumerLag, Handler
 
 
 @dataclass

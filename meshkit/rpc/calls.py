@@ -20,8 +20,8 @@ from typing import Any
 import grpc
 from opentelemetry import propagate, trace
 
-from services.mesh.deadlines import DeadlinePolicy, outgoing_timeout
-from services.mesh.telemetry import record_rpc_status, rpc_attributes
+from meshkit.rpc.deadlines import DeadlinePolicy, outgoing_timeout
+from meshkit.telemetry.tracing import record_rpc_status, rpc_attributes
 
 
 class ClientCalls:

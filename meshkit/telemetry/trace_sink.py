@@ -2,9 +2,11 @@
 
 ``make run`` needs no tracing backend: each service exports its spans (from the SDK's batch
 processor thread, never on the request path) into ``<state>/traces.db``, one short WAL
-transaction per batch, and ``python -m services.mesh.trace <order-id>`` reads them back.
-Each span keeps the order it belongs to (the ``shop.order_id`` or ``shop.correlation_id``
-attribute) in a column of its own, so a trace is found by the order id.
+transaction per batch, and ``python -m meshkit.tools.trace <order-id>`` reads them back.
+Each span keeps the business flow it belongs to (its correlation id: the
+``mesh.correlation_id`` attribute a service sets, or an event span's
+``messaging.message.conversation_id``) in a column of its own, so a trace is found by it
+(the shop's correlation id is the order id).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-# Attributes that tie a span to an order (the saga's correlation id is the order id).
-ORDER_ATTRIBUTES = ("shop.order_id", "shop.correlation_id")
+# Attributes that tie a span to a business flow (the saga's correlation id).
+CORRELATION_ATTRIBUTES = ("mesh.correlation_id", "messaging.message.conversation_id")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -82,7 +84,7 @@ def record_of(span: ReadableSpan, instance: str = "") -> SpanRecord:
     ctx = span.context
     attrs = dict(span.attributes or {})
     resource = span.resource.attributes
-    order_id = next((str(attrs[k]) for k in ORDER_ATTRIBUTES if attrs.get(k)), None)
+    order_id = next((str(attrs[k]) for k in CORRELATION_ATTRIBUTES if attrs.get(k)), None)
     return SpanRecord(
         trace_id=format(ctx.trace_id, "032x"),
         span_id=format(ctx.span_id, "016x"),

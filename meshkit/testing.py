@@ -1,12 +1,15 @@
-"""The shop in one process, to replay contracts against the real providers.
+"""An application's services in one process, for unit, component and contract tests.
 
-Each service is wired by its own ``setup(mesh)`` (``services/<name>/app.py``) on the real
-``services.mesh.Mesh`` minus the network (``InProcessMesh``): its database is a real SQLite
-file in a temp directory, its events go through the real outbox and consumer
-(``Mesh.events``) over the in-memory broker of ``services.mesh.memory_bus``, behind a gate
+Each service is wired by its own ``setup(mesh)`` on the real ``meshkit.Mesh`` minus the
+network (``InProcessMesh``): its database is a real SQLite file in a temp directory, its
+events go through the real outbox and consumer (``Mesh.events``) over the in-memory
+broker of ``meshkit.events.memory`` (given through the mesh's bus factory), behind a gate
 that can hold deliveries back (as slow consumers would), and its stubs call the other
-services' servicers directly. So contracts run against the providers' real code and
-stores in milliseconds, without Consul, NATS or TLS.
+services' servicers directly. So tests run the services' real wiring, code and stores in
+milliseconds, without Consul, NATS or TLS::
+
+    async with running_app(tmp_path, {"inventory": inventory.setup, ...}) as app:
+        answer = await app.call("/shop.inventory.v1.InventoryService/GetStock", request)
 
 What is left out is the transport: mTLS, intentions and deadlines are the integration
 tests' business. A domain error comes back the way the wire carries it: the
@@ -16,32 +19,29 @@ tests' business. A domain error comes back the way the wire carries it: the
 from __future__ import annotations
 
 import asyncio
-import importlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from unittest import mock
 
 import grpc
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 from opentelemetry.sdk.trace import TracerProvider
 
-from services.mesh import app as mesh_app
-from services.mesh import consul as consul_api
-from services.mesh.app import Mesh
-from services.mesh.config import MeshConfig
-from services.mesh.database import Database
-from services.mesh.envelopes import EventEnvelope, event_type
-from services.mesh.errors import ServiceError
-from services.mesh.eventbus import Delivery, Handler
-from services.mesh.events import Events
-from services.mesh.memory_bus import MemoryBus
+from meshkit import consul as consul_api
+from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+from meshkit.database import Database
+from meshkit.errors import ServiceError
+from meshkit.events.bus import Delivery, Handler
+from meshkit.events.envelopes import Envelope, Envelopes, event_type
+from meshkit.events.memory import MemoryBus
+from meshkit.events.service_events import Events
+from meshkit.mesh import Mesh
+from meshkit.server import Setup
 
-SERVICES = ("inventory", "payment", "shipping", "order")
 S = TypeVar("S")
 
 
@@ -100,11 +100,11 @@ class Answer:
 
 
 class _ServiceStub:
-    """A mesh stub that calls a servicer of the shop directly; errors arrive as
+    """A mesh stub that calls a servicer of the app directly; errors arrive as
     ``grpc.aio.AioRpcError``, as from a real channel."""
 
-    def __init__(self, shop: Shop, service: str) -> None:
-        self._shop = shop
+    def __init__(self, app: App, service: str) -> None:
+        self._app = app
         self._service = service
 
     def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
@@ -112,7 +112,7 @@ class _ServiceStub:
             raise AttributeError(method)
 
         async def call(request: Message, **_: Any) -> Any:
-            handler = getattr(self._shop.servicer(self._service), method)
+            handler = getattr(self._app.servicer(self._service), method)
             try:
                 return await handler(request, None)
             except ServiceError as err:
@@ -123,42 +123,42 @@ class _ServiceStub:
         return call
 
 
-class _BusFactory:
-    """Stands for ``NatsBus`` in ``Mesh.events``: ``connect`` gives the shop's gated bus."""
-
-    def __init__(self, bus: _GatedBus) -> None:
-        self._bus = bus
-
-    async def connect(self, url: str, name: str) -> _GatedBus:
-        return self._bus
-
-
 class InProcessMesh(Mesh):
-    """The real ``services.mesh.Mesh`` of one service, minus the network: no Consul (a
-    client that is never called), no certificates, no NATS (the shop's bus), and stubs that
+    """The real ``meshkit.Mesh`` of one service, minus the network: no Consul (a
+    client that is never called), no certificates, no NATS (the app's bus), and stubs that
     call the other services' servicers in process. Its database is ``<state>/<name>.sqlite3``.
     """
 
-    def __init__(self, name: str, shop: Shop) -> None:
+    def __init__(self, name: str, app: App) -> None:
         config = MeshConfig(
             name=name,
             consul_http_addr="127.0.0.1:1",  # never called
-            state_dir=shop.state_dir,
-            db_path=shop.state_dir / f"{name}.sqlite3",
+            state_dir=app.state_dir,
+            db_path=app.state_dir / f"{name}.sqlite3",
+            policy=app.policy,
         )
-        super().__init__(config, consul_api.client(config.consul_http_addr), None, TracerProvider())
-        self._shop = shop
+        bus = _GatedBus(app.bus, app.gate)
+
+        async def bus_factory(_: MeshConfig) -> _GatedBus:
+            return bus
+
+        super().__init__(
+            config,
+            consul_api.client(config.consul_http_addr),
+            None,
+            TracerProvider(),
+            bus_factory=bus_factory,  # type: ignore[arg-type]
+        )
+        self._app = app
         self.subscriptions: set[str] = set()
         self.opened: list[Events] = []
 
     def stub(self, stub_cls: Callable[[grpc.aio.Channel], S], service: str) -> S:
-        return _ServiceStub(self._shop, service)  # type: ignore[return-value]
+        return _ServiceStub(self._app, service)  # type: ignore[return-value]
 
     async def events(self, db: Database) -> Events:
-        """``Mesh.events`` itself, on the shop's bus; records what the service subscribes to."""
-        bus = _BusFactory(_GatedBus(self._shop.bus, self._shop.gate))
-        with mock.patch.object(mesh_app, "NatsBus", bus):
-            events = await super().events(db)
+        """``Mesh.events`` itself, on the app's bus; records what the service subscribes to."""
+        events = await super().events(db)
         subscribe = events.on
 
         def on(event_cls: type[Message], handler: Callable[..., Awaitable[None]]) -> None:
@@ -170,19 +170,21 @@ class InProcessMesh(Mesh):
         return events
 
 
-class Shop:
-    """The four services wired in one process; ``call`` as a consumer would."""
+class App:
+    """The application's services wired in one process; ``call`` as a consumer would."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, policy: MeshPolicy) -> None:
         self.state_dir = state_dir
+        self.policy = policy
+        self.envelopes = Envelopes(policy.events)
         self.bus = MemoryBus()
         self.gate = _Gate()
         self.meshes: dict[str, InProcessMesh] = {}
 
     @property
-    def published(self) -> list[EventEnvelope]:
+    def published(self) -> list[Envelope]:
         """Every event published so far, in order."""
-        return [EventEnvelope.FromString(m.data) for m in self.bus.log]
+        return [self.envelopes.parse(m.data) for m in self.bus.log]
 
     def pause(self) -> None:
         """Hold every delivery back (publishing goes on): the other services are slow."""
@@ -201,7 +203,7 @@ class Shop:
             idle = self.bus.idle() and self.gate.in_flight == 0 and not any(depths)
             quiet = quiet + 1 if idle else 0
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the shop's events did not settle in {timeout}s")
+                raise TimeoutError(f"the events did not settle in {timeout}s")
 
     def servicer(self, service: str) -> Any:
         """The servicer of ``service`` (its Consul name, e.g. "inventory")."""
@@ -218,7 +220,7 @@ class Shop:
                     except ServiceError as err:
                         return Answer.of_error(err)
                     return Answer("OK", response)
-        raise LookupError(f"no service {service_name} in the shop")
+        raise LookupError(f"no service {service_name} in the app")
 
     def descriptor(self, service: str) -> Any:
         for mesh in self.meshes.values():
@@ -229,16 +231,19 @@ class Shop:
 
 
 @asynccontextmanager
-async def running_shop(state_dir: Path, services: Sequence[str] = SERVICES) -> AsyncIterator[Shop]:
-    """Every service's ``setup`` on a fresh state dir, started; closed afterwards."""
-    shop = Shop(state_dir)
+async def running_app(
+    state_dir: Path, setups: dict[str, Setup], mesh_file: Path = DEFAULT_MESH_FILE
+) -> AsyncIterator[App]:
+    """Every service's ``setup`` (by its Consul name) on a fresh state dir, started;
+    closed afterwards."""
+    app = App(state_dir, MeshPolicy.load(mesh_file))
     try:
-        for name in services:
-            mesh = shop.meshes[name] = InProcessMesh(name, shop)
-            await importlib.import_module(f"services.{name}.app").setup(mesh)
-        for mesh in shop.meshes.values():
+        for name, setup in setups.items():
+            mesh = app.meshes[name] = InProcessMesh(name, app)
+            await setup(mesh)
+        for mesh in app.meshes.values():
             mesh.start()
-        yield shop
+        yield app
     finally:
-        for mesh in reversed(list(shop.meshes.values())):
+        for mesh in reversed(list(app.meshes.values())):
             await mesh.close()

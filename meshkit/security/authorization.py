@@ -23,8 +23,8 @@ from typing import Any, Protocol
 
 import consul.aio
 
-from services.mesh.consul import Watch, blocking_get
-from services.mesh.identity import SpiffeId
+from meshkit.consul import Watch, blocking_get
+from meshkit.security.identity import SpiffeId
 
 log = logging.getLogger("mesh.authorization")
 

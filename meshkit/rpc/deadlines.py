@@ -13,7 +13,7 @@ import time
 
 import grpc
 
-from services.mesh.config import DeadlinePolicy
+from meshkit.config import DeadlinePolicy
 
 # Absolute time.monotonic() by which the incoming call being handled must be answered.
 _incoming_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(

@@ -1,4 +1,4 @@
-"""Operator commands of the mesh: ``python -m services.mesh.cli certs ...``.
+"""Operator commands of the mesh: ``python -m meshkit.tools.certs certs ...``.
 
 ``certs init`` creates the dev CA (``make certs``); ``certs issue NAME`` writes a leaf for
 NAME, e.g. ``operator`` for grpcurl, in the trust domain of the running Consul.
@@ -11,9 +11,9 @@ import json
 import urllib.request
 from pathlib import Path
 
-from services.mesh.certificates import CA_CERT, issue_leaf, load_or_create_ca, service_dns_names
-from services.mesh.config import DEFAULT_STATE_DIR
-from services.mesh.identity import SpiffeId
+from meshkit.config import DEFAULT_STATE_DIR
+from meshkit.security.certificates import CA_CERT, issue_leaf, load_or_create_ca, service_dns_names
+from meshkit.security.identity import SpiffeId
 
 
 def consul_trust_domain(http_addr: str) -> str:
@@ -24,7 +24,7 @@ def consul_trust_domain(http_addr: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m services.mesh.cli", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m meshkit.tools.certs", description=__doc__)
     p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR)
     sub = p.add_subparsers(dest="cmd", required=True)
     certs = sub.add_parser("certs", help="the dev CA and certificates for tools")

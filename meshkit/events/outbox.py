@@ -16,17 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from google.protobuf.message import DecodeError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
-from services.mesh.database import Database
-from services.mesh.envelopes import EventEnvelope, messaging_attributes
-from services.mesh.eventbus import EventBus
-from services.mesh.metrics import Metrics
-from services.mesh.times import now_micros
+from meshkit.database import Database
+from meshkit.events.bus import EventBus
+from meshkit.events.envelopes import Envelope, Envelopes, messaging_attributes
+from meshkit.telemetry.metrics import Metrics
+from meshkit.times import now_micros
 
 log = logging.getLogger("mesh.outbox")
 
@@ -43,8 +42,6 @@ CREATE INDEX IF NOT EXISTS mesh_outbox_unsent ON mesh_outbox (seq) WHERE sent_ti
 """
 
 BATCH = 256
-# Test-only fault: exit (as a crash would) right before the first publish.
-CRASH_BEFORE_PUBLISH = "crash-before-publish"
 
 
 class Outbox:
@@ -52,18 +49,18 @@ class Outbox:
         self,
         db: Database,
         bus: EventBus,
-        faults: frozenset[str] = frozenset(),
+        envelopes: Envelopes,
         tracer: trace.Tracer | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self._db = db
         self._bus = bus
-        self._faults = faults
+        self._envelopes = envelopes
         self._tracer = tracer or trace.get_tracer("mesh.outbox")
         self._metrics = metrics
         self._wake = asyncio.Event()
 
-    async def add(self, envelope: EventEnvelope) -> None:
+    async def add(self, envelope: Envelope) -> None:
         """Queue ``envelope`` in the caller's open transaction; published after the commit."""
         conn = self._db.in_transaction()
         await conn.execute(
@@ -108,11 +105,6 @@ class Outbox:
         )
         if not rows:
             return False
-        if CRASH_BEFORE_PUBLISH in self._faults:
-            log.error(
-                "fault %s: exiting before publishing %d event(s)", CRASH_BEFORE_PUBLISH, len(rows)
-            )
-            os._exit(86)
         results = await asyncio.gather(
             *(self._publish(r["subject"], r["data"], r["event_id"]) for r in rows),
             return_exceptions=True,
@@ -134,7 +126,7 @@ class Outbox:
     async def _publish(self, subject: str, data: bytes, event_id: str) -> None:
         """Publishes one event under a span that continues the trace of its envelope."""
         try:
-            envelope = EventEnvelope.FromString(data)
+            envelope = self._envelopes.parse(data)
             parent = propagate.extract(dict(envelope.trace_context))
             correlation_id = envelope.correlation_id
         except DecodeError:

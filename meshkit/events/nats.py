@@ -1,6 +1,7 @@
-"""The event bus on NATS JetStream: one stream of all domain events, a durable pull
-consumer per service, explicit acks, redelivery, and publish de-duplication by message id
-(``Nats-Msg-Id``, within the stream's duplicate window)."""
+"""The event bus on NATS JetStream: one stream of all the application's events (its name
+and subjects from the mesh file's ``[events]``), a durable pull consumer per service,
+explicit acks, redelivery, and publish de-duplication by message id (``Nats-Msg-Id``,
+within the stream's duplicate window)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,10 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
-from services.mesh.eventbus import ConsumerLag, Handler
+from meshkit.events.bus import ConsumerLag, Handler
 
 log = logging.getLogger("mesh.events")
 
-STREAM = "SHOP_EVENTS"
-SUBJECTS = ["shop.events.>"]
 DUPLICATE_WINDOW = 120.0  # seconds
 # Seconds before an unacknowledged delivery is sent again: what an instance that died with
 # messages in hand delays them by. Messages are acknowledged one by one as they are handled,
@@ -52,12 +51,14 @@ class _Delivery:
 class NatsBus:
     """A connection to NATS that reconnects forever; the stream is created if missing."""
 
-    def __init__(self, nc: nats.NATS) -> None:
+    def __init__(self, nc: nats.NATS, stream: str, subjects: Sequence[str]) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=5.0)
+        self.stream = stream
+        self.subjects = list(subjects)
 
     @classmethod
-    async def connect(cls, url: str, name: str) -> NatsBus:
+    async def connect(cls, url: str, name: str, *, stream: str, subjects: Sequence[str]) -> NatsBus:
         async def error(exc: Exception) -> None:
             log.warning("nats: %s", exc)
 
@@ -69,14 +70,14 @@ class NatsBus:
             allow_reconnect=True,
             error_cb=error,
         )
-        bus = cls(nc)
+        bus = cls(nc, stream, subjects)
         await bus.ensure_stream()
         return bus
 
     async def ensure_stream(self) -> None:
         config = api.StreamConfig(
-            name=STREAM,
-            subjects=SUBJECTS,
+            name=self.stream,
+            subjects=self.subjects,
             storage=api.StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW,
             max_age=7 * 24 * 3600.0,
@@ -101,8 +102,8 @@ class NatsBus:
         )
         while True:
             try:
-                await self.js.add_consumer(STREAM, config)
-                sub = await self.js.pull_subscribe_bind(durable=durable, stream=STREAM)
+                await self.js.add_consumer(self.stream, config)
+                sub = await self.js.pull_subscribe_bind(durable=durable, stream=self.stream)
                 break
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("consumer %s: %s; retrying", durable, exc)
@@ -121,7 +122,7 @@ class NatsBus:
     async def lag(self, durable: str) -> ConsumerLag | None:
         """From JetStream's consumer info (one request to the server)."""
         try:
-            info = await self.js.consumer_info(STREAM, durable, timeout=2.0)
+            info = await self.js.consumer_info(self.stream, durable, timeout=2.0)
         except nats.js.errors.NotFoundError:
             return None
         return ConsumerLag(pending=info.num_pending or 0, ack_pending=info.num_ack_pending or 0)

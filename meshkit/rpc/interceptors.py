@@ -29,13 +29,14 @@ from typing import Any
 
 import grpc
 
-from services.mesh import deadlines
-from services.mesh.authorization import Authorizer
-from services.mesh.config import MeshPolicy
-from services.mesh.errors import ServiceError
-from services.mesh.identity import NoIdentity, identity_of_peer
-from services.mesh.metrics import Metrics, RpcMetrics
-from services.mesh.telemetry import AccessLog, ServerSpans, current_method
+from meshkit.config import MeshPolicy
+from meshkit.errors import ServiceError
+from meshkit.rpc import deadlines
+from meshkit.security.authorization import Authorizer
+from meshkit.security.identity import NoIdentity, identity_of_peer
+from meshkit.telemetry.logs import AccessLog, current_method
+from meshkit.telemetry.metrics import Metrics, RpcMetrics
+from meshkit.telemetry.tracing import ServerSpans
 
 log = logging.getLogger("mesh.server")
 

@@ -27,19 +27,19 @@ from google.protobuf.message import Message
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
-from services.mesh import outbox
-from services.mesh.database import Database, fetch_one
-from services.mesh.envelopes import (
-    EventEnvelope,
+from meshkit.database import Database, fetch_one
+from meshkit.events import outbox
+from meshkit.events.bus import Delivery, EventBus
+from meshkit.events.envelopes import (
+    Envelope,
+    Envelopes,
     event_type,
     messaging_attributes,
     unwrap,
-    wrap,
 )
-from services.mesh.eventbus import Delivery, EventBus
-from services.mesh.metrics import Metrics
-from services.mesh.telemetry import current_method
-from services.mesh.times import now_micros
+from meshkit.telemetry.logs import current_method
+from meshkit.telemetry.metrics import Metrics
+from meshkit.times import now_micros
 
 log = logging.getLogger("mesh.events")
 
@@ -65,10 +65,10 @@ class EventContext:
     """What a handler gets besides the event: its envelope, and ``emit`` for follow-ups
     (same correlation id, this event as the cause)."""
 
-    envelope: EventEnvelope
+    envelope: Envelope
     events: Events
 
-    async def emit(self, event: Message) -> EventEnvelope:
+    async def emit(self, event: Message) -> Envelope:
         return await self.events.emit(
             event,
             correlation_id=self.envelope.correlation_id,
@@ -87,16 +87,17 @@ class Events:
         service: str,
         db: Database,
         bus: EventBus,
+        envelopes: Envelopes,
         tracer: trace.Tracer,
-        faults: frozenset[str] = frozenset(),
         metrics: Metrics | None = None,
     ) -> None:
         self.service = service
+        self.envelopes = envelopes
         self._db = db
         self._bus = bus
         self._tracer = tracer
         self._metrics = metrics
-        self.outbox = outbox.Outbox(db, bus, faults, tracer, metrics)
+        self.outbox = outbox.Outbox(db, bus, envelopes, tracer, metrics)
         self._handlers: dict[str, Handler] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -106,13 +107,13 @@ class Events:
 
     async def emit(
         self, event: Message, *, correlation_id: str, causation_id: str = ""
-    ) -> EventEnvelope:
+    ) -> Envelope:
         """Queue ``event`` in the current transaction; it is published once that commits."""
         subject = event_type(event)
         with self._tracer.start_as_current_span(
             f"{subject} create", kind=SpanKind.PRODUCER
         ) as span:
-            envelope = wrap(
+            envelope = self.envelopes.wrap(
                 event,
                 source=self.service,
                 correlation_id=correlation_id,
@@ -167,7 +168,7 @@ class Events:
 
     async def _handle(self, delivery: Delivery) -> None:
         try:
-            envelope = EventEnvelope.FromString(delivery.data)
+            envelope = self.envelopes.parse(delivery.data)
             event = unwrap(envelope)
         except Exception as exc:  # not ours to fix by retrying
             log.error("dropping an undecodable event: %s", exc)
@@ -221,7 +222,7 @@ class Events:
                     await delivery.nak(delay)
                     return
                 if not fresh:
-                    span.set_attribute("shop.duplicate", True)
+                    span.set_attribute("mesh.duplicate", True)
             await delivery.ack()
             if counts is not None:
                 (counts.ok if fresh else counts.duplicate).inc()
@@ -229,7 +230,7 @@ class Events:
         finally:
             current_method.reset(named)
 
-    async def _apply(self, handler: Handler, envelope: EventEnvelope, event: Message) -> bool:
+    async def _apply(self, handler: Handler, envelope: Envelope, event: Message) -> bool:
         """Runs ``handler`` once per event id; False when the event was handled before."""
         async with self._db.transaction() as conn:
             seen = await fetch_one(

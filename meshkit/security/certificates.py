@@ -12,7 +12,7 @@ Leaves are short-lived and re-issued at two thirds of their life or when Consul'
 trust domain change; servers pick the new one up on the next handshake, clients rebuild
 their channels (see :meth:`Certificates.subscribe`).
 
-``python -m services.mesh.cli certs`` creates the CA and issues certificates for tools.
+``python -m meshkit.tools.certs certs`` creates the CA and issues certificates for tools.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from services.mesh.consul import Watch, blocking_get
-from services.mesh.identity import SpiffeId
+from meshkit.consul import Watch, blocking_get
+from meshkit.security.identity import SpiffeId
 
 log = logging.getLogger("mesh.certificates")
 
@@ -269,7 +269,7 @@ class Certificates:
             raise RuntimeError(
                 "Consul's Connect CA root is not the mesh CA "
                 f"({self._ca.cert.subject.rfc4514_string()}): start Consul with the config "
-                "from services.mesh.certificates.consul_ca_config (devstack does)"
+                "from meshkit.security.certificates.consul_ca_config (devstack does)"
             )
 
     def _on_roots(self, roots: Roots) -> None:

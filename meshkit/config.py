@@ -1,4 +1,9 @@
-"""Runtime configuration: read once at start from flags, environment and infra/mesh/mesh.toml."""
+"""Runtime configuration: read once at start from flags, environment and the mesh file
+(``infra/mesh/mesh.toml`` of the working directory unless ``--mesh-file``/``MESH_FILE``).
+
+The mesh file is where an application names what is its own: the event stream and its
+subjects, the envelope type of its events and the modules that register them, the
+metadata key that carries the end user. The runtime knows none of them otherwise."""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MESH_FILE = ROOT / "infra" / "mesh" / "mesh.toml"
-DEFAULT_STATE_DIR = ROOT / ".state"
-DEFAULT_INTENTIONS_DIR = ROOT / "infra" / "consul" / "intentions"
+# Relative to the working directory (the project's root, where make runs).
+DEFAULT_MESH_FILE = Path("infra/mesh/mesh.toml")
+DEFAULT_STATE_DIR = Path(".state")
+DEFAULT_INTENTIONS_DIR = Path("infra/consul/intentions")
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -52,11 +57,36 @@ class DeadlinePolicy:
 
 
 @dataclass(frozen=True)
+class EventsSettings:
+    """The application's event stream: where its events go and what carries them.
+
+    ``envelope`` is ``module:Class`` of a protobuf message with the envelope's fields
+    (event_id, event_type, occur_time, correlation_id, causation_id, source,
+    trace_context, payload); ``registry`` lists the modules whose import registers the
+    event types an envelope may carry."""
+
+    stream: str = "MESH_EVENTS"
+    subjects: tuple[str, ...] = ("events.>",)
+    envelope: str = ""
+    registry: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EndUserSettings:
+    """The metadata keys by which the edge passes the end user (and its client) inward."""
+
+    subject_metadata: str = "x-mesh-subject"
+    client_id_metadata: str = "x-mesh-client-id"
+
+
+@dataclass(frozen=True)
 class MeshPolicy:
-    """What infra/mesh/mesh.toml holds: deadlines and open methods."""
+    """What the mesh file holds: deadlines, open methods, the event stream, the end user."""
 
     deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)
     open_prefixes: tuple[str, ...] = ()
+    events: EventsSettings = field(default_factory=EventsSettings)
+    end_user: EndUserSettings = field(default_factory=EndUserSettings)
 
     def is_open(self, method: str) -> bool:
         return method.startswith(self.open_prefixes)
@@ -74,9 +104,23 @@ class MeshPolicy:
                 for name, v in d.get("methods", {}).items()
             },
         )
+        ev = data.get("events", {})
+        user = data.get("end_user", {})
         return cls(
             deadlines=deadlines,
             open_prefixes=tuple(data.get("open_methods", {}).get("prefixes", ())),
+            events=EventsSettings(
+                stream=ev.get("stream", EventsSettings.stream),
+                subjects=tuple(ev.get("subjects", EventsSettings.subjects)),
+                envelope=ev.get("envelope", ""),
+                registry=tuple(ev.get("registry", ())),
+            ),
+            end_user=EndUserSettings(
+                subject_metadata=user.get("subject_metadata", EndUserSettings.subject_metadata),
+                client_id_metadata=user.get(
+                    "client_id_metadata", EndUserSettings.client_id_metadata
+                ),
+            ),
         )
 
 
@@ -99,8 +143,6 @@ class MeshConfig:
     instance_id: str = ""
     consul_http_addr: str = "127.0.0.1:8500"
     nats_url: str = "nats://127.0.0.1:4222"
-    # Test-only faults to inject, e.g. "crash-before-publish" (see services.mesh.outbox).
-    faults: frozenset[str] = frozenset()
     state_dir: Path = DEFAULT_STATE_DIR
     db_path: Path = Path()
     insecure: bool = False
@@ -220,7 +262,6 @@ class MeshConfig:
             instance_id=a.instance_id,
             consul_http_addr=consul,
             nats_url=a.nats,
-            faults=frozenset(f for f in env.get("MESH_FAULTS", "").split(",") if f),
             state_dir=a.state_dir,
             db_path=a.db or a.state_dir / "data" / f"{name}.db",
             insecure=a.insecure,

@@ -13,7 +13,7 @@ from typing import Any
 
 import consul.aio
 
-from services.mesh.consul import WAIT, Watch
+from meshkit.consul import WAIT, Watch
 
 
 @dataclass(frozen=True, order=True)

@@ -1,8 +1,8 @@
 """Print the traces of an order from the local sink as indented trees with timings.
 
-    python -m services.mesh.trace <order-id>      (or: make trace ORDER=<order-id>)
-    python -m services.mesh.trace <trace-id>
-    python -m services.mesh.trace                 (lists the orders seen last)
+    python -m meshkit.tools.trace <order-id>      (or: make trace ORDER=<order-id>)
+    python -m meshkit.tools.trace <trace-id>
+    python -m meshkit.tools.trace                 (lists the orders seen last)
 
 Each line is one span: when it started (ms after the trace's first span), how long it took,
 the service that recorded it, then the span under its parent. A span whose parent is not in
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import grpc
 
-from services.mesh.config import DEFAULT_STATE_DIR
-from services.mesh.trace_sink import SpanRecord, read_traces, recent_orders
+from meshkit.config import DEFAULT_STATE_DIR
+from meshkit.telemetry.trace_sink import SpanRecord, read_traces, recent_orders
 
 # gRPC status codes by number (rpc.grpc.status_code), for error lines.
 _GRPC_CODES = {c.value[0]: c.name for c in grpc.StatusCode}
@@ -101,7 +101,7 @@ def render_trace(spans: list[SpanRecord]) -> str:
 def main(argv: list[str] | None = None) -> int:
     state = Path(os.environ.get("MESH_STATE_DIR", DEFAULT_STATE_DIR))
     p = argparse.ArgumentParser(
-        prog="python -m services.mesh.trace",
+        prog="python -m meshkit.tools.trace",
         description="Print an order's traces from the local trace sink as trees with timings.",
     )
     p.add_argument("key", nargs="?", help="an order id (or a trace id)")

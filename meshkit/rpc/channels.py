@@ -21,9 +21,10 @@ from typing import Any, Generic, TypeVar
 import grpc
 from google.protobuf import descriptor_pb2
 
-from services.mesh.calls import ClientCalls
-from services.mesh.certificates import authority
-from services.mesh.discovery import Endpoints
+from meshkit.discovery import Endpoints
+from meshkit.rpc.calls import ClientCalls
+from meshkit.rpc.descriptors import service_of_stub
+from meshkit.security.certificates import authority
 
 log = logging.getLogger("mesh.channels")
 
@@ -167,7 +168,7 @@ class Stub(Generic[S]):
         self._stub: S | None = None
         self._methods: dict[str, Callable[..., Any]] = {}
         self._generation = -1
-        self._service = _service_name(stub_cls)
+        self._service = service_of_stub(stub_cls).full_name  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> Any:
         ch = self._channel
@@ -182,10 +183,3 @@ class Stub(Generic[S]):
             method = self._calls.wrap(f"/{self._service}/{name}", getattr(self._stub, name))
             self._methods[name] = method
         return method
-
-
-def _service_name(stub_cls: Callable[..., Any]) -> str:
-    """``shop.inventory.v1.InventoryService`` for ``InventoryServiceStub``."""
-    pb2 = sys.modules[stub_cls.__module__.removesuffix("_grpc")]
-    name = stub_cls.__name__.removesuffix("Stub")  # type: ignore[attr-defined]
-    return str(pb2.DESCRIPTOR.services_by_name[name].full_name)

@@ -1,0 +1,85 @@
+"""Events on the wire: a protobuf event packed in the application's envelope message.
+
+The envelope type and the modules that register the event types come from the mesh file
+(``[events]``, see ``meshkit.config.EventsSettings``): the runtime knows the envelope by
+its fields (event_id, event_type, occur_time, correlation_id, causation_id, source,
+trace_context, payload), not by its package.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from typing import Any
+
+from google.protobuf import any_pb2, descriptor_pool, message_factory, timestamp_pb2
+from google.protobuf.message import Message
+from opentelemetry import propagate
+
+from meshkit.config import EventsSettings
+
+# An envelope message (the application's generated class); typed loosely on purpose.
+Envelope = Any
+
+
+def event_type(event: Message | type[Message]) -> str:
+    """The full protobuf name of an event (its type and its broker subject)."""
+    return event.DESCRIPTOR.full_name
+
+
+class Envelopes:
+    """Wraps events into the configured envelope and reads them back."""
+
+    def __init__(self, settings: EventsSettings) -> None:
+        if not settings.envelope:
+            raise ValueError("the mesh file names no envelope: set [events] envelope")
+        module, _, name = settings.envelope.partition(":")
+        self.message: type[Message] = getattr(importlib.import_module(module), name)
+        for registry in settings.registry:  # importing registers the event types
+            importlib.import_module(registry)
+
+    def parse(self, data: bytes) -> Envelope:
+        return self.message.FromString(data)
+
+    def wrap(
+        self, event: Message, *, source: str, correlation_id: str, causation_id: str = ""
+    ) -> Envelope:
+        """An envelope for ``event`` carrying the current trace context."""
+        occurred = timestamp_pb2.Timestamp()
+        occurred.GetCurrentTime()
+        payload = any_pb2.Any()
+        payload.Pack(event)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        return self.message(
+            event_id=str(uuid.uuid4()),
+            event_type=event_type(event),
+            occur_time=occurred,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            source=source,
+            trace_context=carrier,
+            payload=payload,
+        )
+
+
+def unwrap(envelope: Envelope) -> Message:
+    """The event inside ``envelope``; KeyError if its type is unknown here."""
+    descriptor = descriptor_pool.Default().FindMessageTypeByName(envelope.event_type)
+    event = message_factory.GetMessageClass(descriptor)()
+    if not envelope.payload.Unpack(event):
+        raise ValueError(f"payload is {envelope.payload.type_url}, not {envelope.event_type}")
+    return event
+
+
+def messaging_attributes(
+    operation: str, subject: str, event_id: str, correlation_id: str, system: str = "nats"
+) -> dict[str, str | int]:
+    """The OpenTelemetry messaging attributes of a span about one event."""
+    return {
+        "messaging.system": system,
+        "messaging.operation.type": operation,
+        "messaging.destination.name": subject,
+        "messaging.message.id": event_id,
+        "messaging.message.conversation_id": correlation_id,
+    }

@@ -1,0 +1,184 @@
+"""Serving one instance of a service on the mesh: ``run_service(name, setup)``.
+
+Start-up: the mesh (certificates from the mesh CA in Consul's trust domain, authorization
+by Consul intentions), the service's own ``setup`` (database, servicers, stubs of the
+services it calls), the mTLS gRPC server with health and reflection, a plaintext
+loopback health port for Consul's checker, the Prometheus metrics port (also loopback),
+then registration in Consul (the metrics port in the service meta, for Prometheus'
+``consul_sd_configs``) and the ``MESH_READY`` line (``meshkit.lifecycle``).
+
+Shutdown on SIGTERM/SIGINT: health NOT_SERVING, deregistration (clients' watches drop the
+instance within a second), then the server stops accepting and gives calls in flight
+``shutdown_grace`` seconds to finish; everything opened is closed in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry import trace
+
+from meshkit import consul as consul_api
+from meshkit.config import MeshConfig
+from meshkit.lifecycle import announce_ready, registered, stop_event
+from meshkit.mesh import BusFactory, Mesh, connect_nats, open_mesh
+from meshkit.rpc.descriptors import add_servicer
+from meshkit.rpc.interceptors import MeshServerInterceptor
+from meshkit.telemetry import logs, tracing
+from meshkit.telemetry.metrics import METRICS_PATH
+
+log = logging.getLogger("mesh")
+
+Setup = Callable[[Mesh], Awaitable[None]]
+
+
+@dataclass
+class _Servers:
+    """The instance's gRPC server (mTLS) and its plaintext loopback health server."""
+
+    server: grpc.aio.Server
+    health_server: grpc.aio.Server
+    health: health.aio.HealthServicer
+    port: int
+    health_port: int
+    names: list[str]
+
+
+def _build_servers(
+    mesh: Mesh, config: MeshConfig, interceptor: grpc.aio.ServerInterceptor
+) -> _Servers:
+    server = grpc.aio.server(interceptors=[interceptor])
+    health_servicer = health.aio.HealthServicer()
+    names = [d.full_name for d, _ in mesh.services]
+    for descriptor, servicer in mesh.services:
+        add_servicer(server, descriptor, servicer)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+    reflection.enable_server_reflection([*names, health_name, reflection.SERVICE_NAME], server)
+    address = f"{config.host}:{config.port}"
+    if mesh.certificates is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, mesh.certificates.server_credentials())
+    # Consul's checker presents no client certificate: health alone, plaintext, loopback.
+    health_server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+    health_port = health_server.add_insecure_port(f"127.0.0.1:{config.health_port}")
+    return _Servers(server, health_server, health_servicer, port, health_port, names)
+
+
+async def serve(
+    config: MeshConfig,
+    setup: Setup,
+    stop: asyncio.Event | None = None,
+    *,
+    global_tracer: bool = False,
+    bus_factory: BusFactory = connect_nats,
+) -> None:
+    """Run one instance until ``stop`` is set, or until SIGTERM/SIGINT when ``stop`` is None.
+
+    ``global_tracer``: the instance is the process (``run_service``), so its tracer provider
+    becomes OpenTelemetry's global one, for code that asks ``opentelemetry.trace``.
+    """
+    log_context = logs.setup_logging(config.name, config.instance_id, config.log_json)
+    stop = stop_event(stop)
+    async with AsyncExitStack() as stack:
+        mesh, authorizer = await open_mesh(config, bus_factory=bus_factory)
+        stack.push_async_callback(mesh.close)
+        if global_tracer:
+            trace.set_tracer_provider(mesh.tracer)
+        await setup(mesh)
+
+        certificates = mesh.certificates
+        interceptor = MeshServerInterceptor(
+            config.policy,
+            authorizer,
+            (lambda: certificates.trust_domain) if certificates else (lambda: config.trust_domain),
+            mesh.metrics,
+            logs.AccessLog(log_context, config.log_json, every_call=config.access_log),
+            tracing.ServerSpans(mesh.tracer),
+        )
+        servers = _build_servers(mesh, config, interceptor)
+        # The ports are bound: the instance has its id from here on.
+        config = config.with_instance(servers.port, servers.health_port)
+        mesh.config = config
+        interceptor.instance_id = config.instance_id
+        log_context.instance = config.instance_id
+        mesh.tracing.set_instance(config.instance_id)
+        mesh.metrics.info.labels(config.name, config.instance_id, config.version).set(1)
+        metrics_port = (
+            await mesh.metrics.serve("127.0.0.1", config.metrics_port)
+            if config.metrics_port >= 0
+            else None
+        )
+        meta = {"grpc_services": ",".join(servers.names)}
+        if metrics_port is not None:
+            meta |= {"metrics_port": str(metrics_port), "metrics_path": METRICS_PATH}
+
+        await servers.server.start()
+        stack.push_async_callback(servers.server.stop, config.shutdown_grace)
+        await servers.health_server.start()
+        stack.push_async_callback(servers.health_server.stop, 0)
+        await mesh.discovery.ready()
+        mesh.start()
+        for name in ["", *servers.names]:
+            await servers.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await stack.enter_async_context(
+            registered(
+                mesh.consul,
+                name=config.name,
+                instance_id=config.instance_id,
+                address=config.host,
+                port=servers.port,
+                check=consul_api.grpc_check(config.instance_id, config.host, servers.health_port),
+                version=config.version,
+                tags=["grpc", "insecure" if config.insecure else "mtls"],
+                meta=meta,
+            )
+        )
+        # Runs first at shutdown: NOT_SERVING before deregistration and the drain.
+        stack.push_async_callback(servers.health.enter_graceful_shutdown)
+        announce_ready(
+            {
+                "name": config.name,
+                "instance_id": config.instance_id,
+                "address": config.host,
+                "port": servers.port,
+                "health_port": servers.health_port,
+                "metrics_port": metrics_port,
+                "traces": mesh.tracing.destination,
+                "trust_domain": certificates.trust_domain if certificates else None,
+            }
+        )
+        log.info(
+            "%s serving on %s:%d (health on 127.0.0.1:%d, metrics on %s, traces to %s)",
+            config.name,
+            config.host,
+            servers.port,
+            servers.health_port,
+            f"127.0.0.1:{metrics_port}{METRICS_PATH}" if metrics_port is not None else "none",
+            mesh.tracing.destination,
+        )
+        await stop.wait()
+        log.info("shutting down %s", config.instance_id)
+    log.info("stopped %s", config.instance_id)
+
+
+def run_service(
+    name: str,
+    setup: Setup,
+    argv: list[str] | None = None,
+    *,
+    bus_factory: BusFactory = connect_nats,
+) -> None:
+    """Entry point of ``python -m services.<name>``."""
+    config = MeshConfig.from_args(name, sys.argv[1:] if argv is None else argv)
+    asyncio.run(serve(config, setup, global_tracer=True, bus_factory=bus_factory))
