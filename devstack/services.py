@@ -82,12 +82,14 @@ def start_service(
     env: dict[str, str] | None = None,
     log: IO[str] | None = None,
     timeout: float = 30.0,
+    module: str | None = None,
 ) -> ServiceProcess:
-    """Start ``services.<name>`` and wait for its MESH_READY line."""
+    """Start ``services.<name>`` (or ``module``, which serves ``name`` its own way, as a
+    test's fault wrapper does) and wait for its MESH_READY line."""
     cmd = [
         sys.executable,
         "-m",
-        f"services.{name}",
+        module or f"services.{name}",
         "--consul",
         consul_http_addr,
         "--nats",
