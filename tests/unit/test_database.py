@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,11 +49,29 @@ async def test_a_nested_transaction_joins_the_open_one(tmp_path: Path) -> None:
     await db.close()
 
 
+class CountingBegins:
+    """A sqlite3 connection that counts its ``BEGIN IMMEDIATE`` attempts."""
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self.raw = raw
+        self.begins = 0
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "BEGIN IMMEDIATE":
+            self.begins += 1
+        return self.raw.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
 async def test_another_writer_is_waited_for_without_blocking_the_loop(tmp_path: Path) -> None:
     """Two Databases on one file stand for two instances of a service: the second one's
     transaction waits for the first to commit, while the event loop keeps running."""
     first = await Database.open(tmp_path / "t.db", SCHEMA)
     second = await Database.open(tmp_path / "t.db", SCHEMA)
+    spy = CountingBegins(second.conn.raw)
+    second.conn.raw = spy  # type: ignore[assignment]
     holding = asyncio.Event()
     release = asyncio.Event()
 
@@ -68,12 +88,21 @@ async def test_another_writer_is_waited_for_without_blocking_the_loop(tmp_path: 
     holder = asyncio.create_task(hold())
     await holding.wait()
     writer = asyncio.create_task(wait_then_write())
-    ticks = 0
-    for _ in range(10):  # the loop runs while the second writer waits for the lock
+    # While the writer waits for the lock, the loop keeps running this task: it wakes
+    # every 10 ms, and no wake-up is held up anywhere near a lock wait (a writer waiting
+    # inside SQLite would stall the loop up to LOCK_TIMEOUT, 5 s, then fail "locked").
+    gaps = []
+    last = time.monotonic()
+    for _ in range(20):
         await asyncio.sleep(0.01)
-        ticks += 1
-    assert ticks == 10 and not writer.done()
-    release.set()
+        now = time.monotonic()
+        gaps.append(now - last)
+        last = now
+        assert not writer.done(), "the second writer did not wait for the first one"
+    assert max(gaps) < database.LOCK_TIMEOUT / 5, gaps
+    # It was waiting for the lock all along: refused again and again, and retried.
+    assert spy.begins >= 2, spy.begins
+    release.set()  # only this task, on the loop, can let the first writer commit
     await asyncio.wait_for(asyncio.gather(holder, writer), 5)
     row = await second.fetch_one("SELECT v FROM t WHERE k = 'first'")
     assert row is not None and row["v"] == 2

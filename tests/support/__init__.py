@@ -1,0 +1,1 @@
+"""Helpers for the tests: polling for a state, and fault-injecting service wrappers."""
