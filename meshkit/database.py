@@ -1,10 +1,10 @@
 """Each service's own SQLite database (database per service), used from asyncio.
 
 Statements run on the event loop's thread, at once. A statement here (an indexed row of a
-small table, in WAL mode with ``synchronous=NORMAL``, so no fsync per commit) takes tens of
-microseconds, while handing each one to a worker thread, as aiosqlite does, costs about a
-hundred microseconds of CPU in thread and loop wake-ups: measured on this project's
-transactions, 556 µs against 34 µs for a five-statement one. What could block the loop is
+small table, in WAL mode with ``synchronous=NORMAL``, so no fsync per commit) is short,
+while handing each one to a worker thread, as aiosqlite does, costs several times more CPU
+in thread and loop wake-ups than the statement itself (the measurements are in
+bench/README.md). What could block the loop is
 waiting for a lock, and that never happens here: another process's write lock (instances
 of one service share the file) is waited for by retrying ``BEGIN IMMEDIATE`` with
 ``asyncio.sleep`` in between, and WAL readers never wait for writers. The one stall left

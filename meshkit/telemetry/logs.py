@@ -91,9 +91,9 @@ def utc_stamp(t: float) -> str:
 class AccessLog:
     """The access line of an RPC (method, status, duration), written straight to the log
     stream: the line a ``mesh.access`` record would give, JSON or text, for a fraction of
-    the cost. (A record through ``logging`` costs ~20 µs, several times the mesh's own work
-    on a call.) Failed calls always get one; every call with ``every_call``
-    (``--access-log``, ``MESH_ACCESS_LOG=1``; make run and the tests).
+    the cost. (A record through ``logging`` costs several times the mesh's own work on a
+    call; the figure is in bench/README.md.) Failed calls always get one; every call with
+    ``every_call`` (``--access-log``, ``MESH_ACCESS_LOG=1``; make run and the tests).
     """
 
     def __init__(

@@ -1,7 +1,7 @@
-"""The README's gateway walkthrough, executed: token → place order → watch → read back.
+"""The gateway walkthrough of docs/gateway.md, executed: token → place order → watch → read back.
 
 `devstack.run` (what `make run` runs) starts on free ports here, Hydra and the gateway
-included; the README's `http://127.0.0.1:8080` is mapped to the gateway it started, and
+included; the page's `http://127.0.0.1:8080` is mapped to the gateway it started, and
 `make -s token` to what that target runs (`python -m devstack.edge`) on this run's state.
 """
 
@@ -29,9 +29,9 @@ README_GATEWAY = "http://127.0.0.1:8080"
 
 
 def readme_walkthrough() -> list[str]:
-    """The shell lines of the README's gateway block, continuation lines joined."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## The edge: the API gateway", 1)[1]
+    """The shell lines of docs/gateway.md's curl block, continuation lines joined."""
+    text = (ROOT / "docs" / "gateway.md").read_text()
+    section = text.split("## Try it with curl", 1)[1]
     block = section.split("```sh", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     return [line.strip() for line in block.splitlines() if line.strip()]
 

@@ -1,4 +1,4 @@
-"""The README's `make run` walkthrough, executed: the grpcurl calls it shows work as written.
+"""README.md's `make run` walkthrough, executed: the grpcurl calls it shows work as written.
 
 `devstack.run` (what `make run` runs) starts on free ports here; the README's fixed
 addresses are mapped to the ports the services got, `.state/` to this run's state.
