@@ -19,11 +19,11 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
 from meshkit.security.end_user import EndUser
-from services.gateway.app import Gateway
 from services.gateway.auth import Authenticator, Jwks, Principal
 from services.gateway.backend import Backend, Budget, parse_grpc_timeout
 from services.gateway.config import DEFAULT_GATEWAY_FILE, GatewayPolicy
 from services.gateway.ratelimit import RateLimiter
+from services.gateway.routes import Gateway
 from services.gateway.status import EdgeError, from_rpc_error, pack
 from services.gateway.transcoding import annotated_files, discover
 from shop.inventory.v1 import inventory_pb2
