@@ -11,6 +11,11 @@ runs). Over WebSocket it is the ``Authorization`` entry of the ``connection_init
 payload, or the upgrade request's header; without a valid one the connection is closed
 with 4403. A document with more than ``MAX_ALIASES`` aliases or ``MAX_TOKENS`` tokens is
 refused before any RPC is made.
+
+The types are written out here, for their descriptions, and follow the contracts by the
+protobuf JSON mapping (JSON names, 64-bit integers and Timestamps as strings, enums by
+name): tests/unit/test_gateway_graphql_contract.py checks each against the message it
+mirrors, so a contract change that GraphQL does not follow fails the tests.
 """
 
 from __future__ import annotations
