@@ -113,3 +113,12 @@ class Violations:
     def raise_if_any(self) -> None:
         if self.items:
             raise InvalidArgument(self.items, self.request)
+
+
+def require(value: object, field: str, request: str = "request") -> None:
+    """InvalidArgument naming ``field`` (``"order_id: is required"``) unless ``value`` is set.
+
+    >>> require(req.order_id, "order_id", "GetOrderRequest")
+    """
+    if not value:
+        raise InvalidArgument([FieldViolation(field, "is required")], request)

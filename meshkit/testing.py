@@ -11,6 +11,11 @@ milliseconds, without Consul, NATS or TLS::
     async with running_app(tmp_path, {"inventory": inventory.setup, ...}) as app:
         answer = await app.call("/shop.inventory.v1.InventoryService/GetStock", request)
 
+A test may start some services only (``start=``, the others later with ``app.start``:
+they were down), leave the background tasks (sweepers) to be run by hand
+(``background=False``), read a service's database (``app.database``) and count the calls
+its stubs made (``app.stub_calls``).
+
 What is left out is the transport: mTLS, intentions and deadlines are the integration
 tests' business. A domain error comes back the way the wire carries it: the
 ``google.rpc.Status`` the mesh's server interceptor sends.
@@ -20,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +118,7 @@ class _ServiceStub:
             raise AttributeError(method)
 
         async def call(request: Message, **_: Any) -> Any:
+            self._app.stub_calls[f"{self._service}/{method}"] += 1
             handler = getattr(self._app.servicer(self._service), method)
             try:
                 return await handler(request, None)
@@ -152,6 +159,22 @@ class InProcessMesh(Mesh):
         self._app = app
         self.subscriptions: set[str] = set()
         self.opened: list[Events] = []
+        self.databases: list[Database] = []
+        self.started = False
+
+    async def database(self, schema: str) -> Database:
+        db = await super().database(schema)
+        self.databases.append(db)
+        return db
+
+    def start(self) -> None:
+        """``Mesh.start``, without the background tasks unless the app runs them."""
+        if self.started:
+            return
+        self.started = True
+        if not self._app.background:
+            self._background = []
+        super().start()
 
     def stub(self, stub_cls: Callable[[grpc.aio.Channel], S], service: str) -> S:
         return _ServiceStub(self._app, service)  # type: ignore[return-value]
@@ -173,9 +196,12 @@ class InProcessMesh(Mesh):
 class App:
     """The application's services wired in one process; ``call`` as a consumer would."""
 
-    def __init__(self, state_dir: Path, policy: MeshPolicy) -> None:
+    def __init__(self, state_dir: Path, policy: MeshPolicy, background: bool = True) -> None:
         self.state_dir = state_dir
         self.policy = policy
+        self.background = background
+        # Calls made through the services' stubs, by "<service>/<Method>".
+        self.stub_calls: Counter[str] = Counter()
         self.envelopes = Envelopes(policy.events)
         self.bus = MemoryBus()
         self.gate = _Gate()
@@ -205,6 +231,16 @@ class App:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the events did not settle in {timeout}s")
 
+    def start(self, *services: str) -> None:
+        """Start the consumers, relays (and background tasks) of ``services`` not started
+        yet: they come up now, and catch up with what was published while they were down."""
+        for name in services:
+            self.meshes[name].start()
+
+    def database(self, service: str) -> Database:
+        """The (first) database ``service``'s setup opened."""
+        return self.meshes[service].databases[0]
+
     def servicer(self, service: str) -> Any:
         """The servicer of ``service`` (its Consul name, e.g. "inventory")."""
         return self.meshes[service].services[0][1]
@@ -232,17 +268,22 @@ class App:
 
 @asynccontextmanager
 async def running_app(
-    state_dir: Path, setups: dict[str, Setup], mesh_file: Path = DEFAULT_MESH_FILE
+    state_dir: Path,
+    setups: dict[str, Setup],
+    mesh_file: Path = DEFAULT_MESH_FILE,
+    *,
+    start: Collection[str] | None = None,
+    background: bool = True,
 ) -> AsyncIterator[App]:
-    """Every service's ``setup`` (by its Consul name) on a fresh state dir, started;
-    closed afterwards."""
-    app = App(state_dir, MeshPolicy.load(mesh_file))
+    """Every service's ``setup`` (by its Consul name) on a fresh state dir, started (only
+    those in ``start``, if given; ``app.start`` the others); closed afterwards.
+    ``background=False`` leaves the services' background tasks unrun."""
+    app = App(state_dir, MeshPolicy.load(mesh_file), background)
     try:
         for name, setup in setups.items():
             mesh = app.meshes[name] = InProcessMesh(name, app)
             await setup(mesh)
-        for mesh in app.meshes.values():
-            mesh.start()
+        app.start(*(app.meshes if start is None else start))
         yield app
     finally:
         for mesh in reversed(list(app.meshes.values())):

@@ -3,7 +3,7 @@ name, run by ``meshkit.testing`` (real wiring, temp SQLite, the in-memory broker
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -23,7 +23,14 @@ SETUPS: dict[str, Setup] = {
 
 
 @asynccontextmanager
-async def running_shop(state_dir: Path, *names: str) -> AsyncIterator[App]:
-    """The shop's services (all four unless ``names``) running in process."""
-    async with running_app(state_dir, {n: SETUPS[n] for n in names or SETUPS}) as app:
+async def running_shop(
+    state_dir: Path,
+    *names: str,
+    start: Collection[str] | None = None,
+    background: bool = True,
+) -> AsyncIterator[App]:
+    """The shop's services (all four unless ``names``) running in process; see
+    ``meshkit.testing.running_app`` for ``start`` and ``background``."""
+    setups = {n: SETUPS[n] for n in names or SETUPS}
+    async with running_app(state_dir, setups, start=start, background=background) as app:
         yield app

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from meshkit.settings import from_env, setting
 from services.inventory.reactions import InventoryReactions
 from services.inventory.servicer import InventoryServicer
 from services.inventory.store import SCHEMA, InventoryStore
@@ -36,12 +36,7 @@ DEFAULT_CATALOG: dict[str, int] = {
 
 @dataclass(frozen=True)
 class InventorySettings:
-    seed_path: Path | None = None
-
-    @classmethod
-    def from_env(cls) -> InventorySettings:
-        seed = os.environ.get("SHOP_INVENTORY_SEED", "").strip()
-        return cls(seed_path=Path(seed) if seed else None)
+    seed_path: Path | None = setting("SHOP_INVENTORY_SEED", None)  # noqa: RUF009 (a field)
 
 
 def load_catalog(path: Path | None) -> dict[str, int]:
@@ -62,7 +57,7 @@ def load_catalog(path: Path | None) -> dict[str, int]:
 
 
 async def setup(mesh: Mesh) -> None:
-    settings = InventorySettings.from_env()
+    settings = from_env(InventorySettings)
     db = await mesh.database(SCHEMA)
     store = InventoryStore(db)
     added = await store.seed_if_empty(load_catalog(settings.seed_path))

@@ -4,11 +4,12 @@ Each handler runs inside the transaction that also records the incoming event as
 processed (see ``meshkit.events.service_events``); the store's methods join it, so the stock moves,
 the reservation record and the events emitted here commit together or not at all.
 
-The reservation record of an order is what makes every reaction idempotent per order,
-whichever event (or redelivery) brings the same step again:
+The order's reservation record, and its reservation step in the step ledger, make every
+reaction idempotent per order, whichever event (or redelivery) brings the same step again:
 
-- ``OrderPlaced``: reserve every line or none, once; an order that already has a record
-  (an earlier answer, or the tombstone of a cancellation that came first) gets nothing.
+- ``OrderPlaced``: reserve every line or none, once; an order whose reservation step was
+  taken already, or that has the tombstone of a cancellation that came first (both in the
+  step ledger, ``meshkit.events.steps``), gets nothing.
 - ``OrderCancelled``: give reserved stock back, or leave a tombstone if nothing is
   reserved yet.
 - ``OrderConfirmed``: turn reserved stock into sold stock.
@@ -43,9 +44,8 @@ class InventoryReactions:
 
     async def on_order_placed(self, ctx: EventContext, event: events_pb2.OrderPlaced) -> None:
         order_id = event.order_id
-        status = await self._store.reservation_status(order_id)
-        if status is not None:
-            log.info("order %s already has a %s reservation; nothing to do", order_id, status)
+        if not await self._store.take_reservation_step(order_id):
+            log.info("order %s: reserved already, or cancelled first; nothing to do", order_id)
             return
         reservation = await self._store.reserve(order_id, _quantities(event.items))
         if reservation.status == inventory_pb2.RESERVATION_STATUS_RESERVED:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshkit.errors import NotFound, Violations
+from meshkit.errors import NotFound, Violations, require
 from services.inventory.store import InventoryStore
 from services.shop_common.paging import decode_token, encode_token, page_size
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
@@ -23,9 +23,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def GetStock(
         self, request: inventory_pb2.GetStockRequest, context: Any
     ) -> inventory_pb2.GetStockResponse:
-        v = Violations("GetStockRequest")
-        v.check(bool(request.sku), "sku", "is required")
-        v.raise_if_any()
+        require(request.sku, "sku", "GetStockRequest")
         stock = await self._store.get_stock(request.sku)
         if stock is None:
             raise NotFound(f"sku {request.sku} not found")
@@ -69,14 +67,14 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def ReleaseStock(
         self, request: inventory_pb2.ReleaseStockRequest, context: Any
     ) -> inventory_pb2.ReleaseStockResponse:
-        _require_order_id(request.order_id, "ReleaseStockRequest")
+        require(request.order_id, "order_id", "ReleaseStockRequest")
         reservation = await self._store.release(request.order_id)
         return inventory_pb2.ReleaseStockResponse(reservation=reservation)
 
     async def CommitStock(
         self, request: inventory_pb2.CommitStockRequest, context: Any
     ) -> inventory_pb2.CommitStockResponse:
-        _require_order_id(request.order_id, "CommitStockRequest")
+        require(request.order_id, "order_id", "CommitStockRequest")
         reservation = await self._store.commit(request.order_id)
         return inventory_pb2.CommitStockResponse(reservation=reservation)
 
@@ -89,9 +87,3 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         v.raise_if_any()
         stock = await self._store.adjust(request.sku, request.delta)
         return inventory_pb2.AdjustStockResponse(stock=stock)
-
-
-def _require_order_id(order_id: str, request: str) -> None:
-    v = Violations(request)
-    v.check(bool(order_id), "order_id", "is required")
-    v.raise_if_any()

@@ -2,6 +2,11 @@
 
 Every write is one transaction, so a reservation is all or nothing and the invariant
 "available + reserved + sold changes only by AdjustStock" holds whatever interleaves.
+
+The order flow's "reserve" step is kept in the runtime's step ledger
+(``meshkit.events.steps``): taken once per order on OrderPlaced, or cancelled first (a
+tombstone) by an OrderCancelled that came before it, so a later OrderPlaced reserves
+nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ from collections.abc import Mapping, Sequence
 
 from meshkit.database import Connection, Database, Row, fetch_one
 from meshkit.errors import FailedPrecondition, NotFound
+from meshkit.events.steps import SCHEMA as STEPS_SCHEMA
+from meshkit.events.steps import StepLedger
 from meshkit.times import now_micros, to_timestamp
 from shop.inventory.v1 import inventory_pb2
 
-SCHEMA = """
+SCHEMA = (
+    STEPS_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS stock (
     sku         TEXT PRIMARY KEY,
     available   INTEGER NOT NULL CHECK (available >= 0),
@@ -31,6 +40,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     update_time INTEGER NOT NULL
 );
 """
+)
 
 # SQLite integers are 64-bit.
 MAX_STOCK = 2**63 - 1
@@ -46,6 +56,7 @@ class InventoryStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._steps = StepLedger(db, "reserve")
 
     async def get_stock(self, sku: str) -> inventory_pb2.StockLevel | None:
         row = await self._db.fetch_one("SELECT * FROM stock WHERE sku = ?", (sku,))
@@ -109,18 +120,19 @@ class InventoryStore:
             )
         return row["status"] if row else None
 
+    async def take_reservation_step(self, order_id: str) -> bool:
+        """The order flow's reservation of ``order_id`` happens now (call ``reserve`` in the
+        same transaction); False if it happened already, or the order was cancelled first."""
+        async with self._db.transaction():
+            if not await self._steps.remember(order_id):
+                return False
+            await self._steps.finish(order_id)
+        return True
+
     async def tombstone(self, order_id: str) -> bool:
-        """Records an order cancelled before it was reserved: a RELEASED reservation of no
-        items, so a later reserve for it answers with that and takes nothing. False if the
-        order already has a reservation (which is left as it is)."""
-        now = now_micros()
-        async with self._db.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO reservations VALUES (?, ?, '[]', '[]', ?, ?)"
-                " ON CONFLICT (order_id) DO NOTHING",
-                (order_id, RELEASED, now, now),
-            )
-            return cur.rowcount == 1
+        """Records an order cancelled before its stock was reserved, so a later
+        ``take_reservation_step`` for it is refused. False if the step was taken already."""
+        return await self._steps.cancel(order_id)
 
     async def release(self, order_id: str) -> inventory_pb2.Reservation:
         """Gives reserved stock back; a no-op unless the reservation is RESERVED."""

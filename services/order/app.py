@@ -9,10 +9,10 @@ Settings (environment):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from meshkit.settings import from_env, setting
 from services.order.flow import DEFAULT_SAGA_TIMEOUT, OrderFlow
 from services.order.servicer import OrderServicer
 from services.order.store import SCHEMA as STORE_SCHEMA
@@ -28,24 +28,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class OrderSettings:
-    saga_timeout: float = DEFAULT_SAGA_TIMEOUT
-
-    @classmethod
-    def from_env(cls) -> OrderSettings:
-        raw = os.environ.get("SHOP_ORDER_SAGA_TIMEOUT", "").strip()
-        if not raw:
-            return cls()
-        try:
-            timeout = float(raw)
-        except ValueError:
-            timeout = 0.0
-        if timeout <= 0:
-            raise ValueError(f"SHOP_ORDER_SAGA_TIMEOUT must be a positive number, not {raw!r}")
-        return cls(saga_timeout=timeout)
+    saga_timeout: float = setting(
+        "SHOP_ORDER_SAGA_TIMEOUT",
+        DEFAULT_SAGA_TIMEOUT,
+        check=lambda seconds: seconds > 0,
+        expect="a positive number",
+    )
 
 
 async def setup(mesh: Mesh) -> None:
-    settings = OrderSettings.from_env()
+    settings = from_env(OrderSettings)
     db = await mesh.database(STORE_SCHEMA + VIEW_SCHEMA)
     watchers = OrderWatchers()
     view = OrderView(db, watchers.changed)

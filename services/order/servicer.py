@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from meshkit.errors import NotFound, PermissionDenied, Violations
+from meshkit.errors import NotFound, PermissionDenied, Violations, require
 from meshkit.security.end_user import EndUser
 from services.order.catalog import StockReader, check_skus
 from services.order.domain import FINAL, validate_place_order
@@ -58,7 +58,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: Any
     ) -> order_pb2.GetOrderResponse:
-        _require_order_id(request.order_id, "GetOrderRequest")
+        require(request.order_id, "order_id", "GetOrderRequest")
         order = await self._get(request.order_id, self._end_user.subject_of(context))
         return order_pb2.GetOrderResponse(order=order)
 
@@ -86,7 +86,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def WatchOrder(
         self, request: order_pb2.WatchOrderRequest, context: Any
     ) -> AsyncIterator[order_pb2.WatchOrderResponse]:
-        _require_order_id(request.order_id, "WatchOrderRequest")
+        require(request.order_id, "order_id", "WatchOrderRequest")
         subject = self._end_user.subject_of(context)
         # Subscribe before the first read, so a change in between is not missed.
         with self._watchers.subscribe(request.order_id) as changed:
@@ -107,7 +107,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def CancelOrder(
         self, request: order_pb2.CancelOrderRequest, context: Any
     ) -> order_pb2.CancelOrderResponse:
-        _require_order_id(request.order_id, "CancelOrderRequest")
+        require(request.order_id, "order_id", "CancelOrderRequest")
         if (subject := self._end_user.subject_of(context)) is not None:
             await self._get(request.order_id, subject)
         order = await self._flow.cancel(request.order_id, request.reason)
@@ -125,9 +125,3 @@ def _own_customer(customer_id: str, subject: str | None) -> str:
     if subject is None or customer_id in ("", subject):
         return subject or customer_id
     raise PermissionDenied("customer_id must be your own (the subject of your token) or empty")
-
-
-def _require_order_id(order_id: str, request: str) -> None:
-    v = Violations(request)
-    v.check(bool(order_id), "order_id", "is required")
-    v.raise_if_any()

@@ -8,10 +8,10 @@ Settings (environment):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from meshkit.settings import from_env, setting
 from services.payment.reactions import PaymentReactions
 from services.payment.rules import DEFAULT_MAX_AMOUNT_UNITS
 from services.payment.servicer import PaymentServicer
@@ -24,20 +24,11 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PaymentSettings:
-    max_amount_units: int = DEFAULT_MAX_AMOUNT_UNITS
-
-    @classmethod
-    def from_env(cls) -> PaymentSettings:
-        raw = os.environ.get("SHOP_PAYMENT_MAX_AMOUNT_UNITS", "").strip()
-        if not raw:
-            return cls()
-        if not raw.isdigit():
-            raise ValueError(f"SHOP_PAYMENT_MAX_AMOUNT_UNITS must be a whole number, not {raw!r}")
-        return cls(max_amount_units=int(raw))
+    max_amount_units: int = setting("SHOP_PAYMENT_MAX_AMOUNT_UNITS", DEFAULT_MAX_AMOUNT_UNITS)
 
 
 async def setup(mesh: Mesh) -> None:
-    settings = PaymentSettings.from_env()
+    settings = from_env(PaymentSettings)
     db = await mesh.database(SCHEMA)
     store = PaymentStore(db)
     mesh.add_service(PaymentServicer(store, max_amount_units=settings.max_amount_units))

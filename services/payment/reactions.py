@@ -19,7 +19,7 @@ import logging
 
 from meshkit.events.service_events import EventContext
 from services.payment import rules
-from services.payment.store import INTENT_PENDING, PaymentStore
+from services.payment.store import PaymentStore
 from services.shop_common.money import to_nanos
 from shop.events.v1 import events_pb2
 from shop.payment.v1 import payment_pb2
@@ -45,7 +45,7 @@ class PaymentReactions:
             # OrderPlaced precedes StockReserved in the stream; its reaction has not been
             # applied yet (it failed and waits for redelivery). Try again later.
             raise LookupError(f"stock of order {order_id} is reserved but it has no intent yet")
-        if intent.status != INTENT_PENDING:
+        if not intent.pending:
             log.info("order %s: payment intent is %s; no capture", order_id, intent.status)
             return
         amount = intent.amount

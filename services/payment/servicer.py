@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshkit.errors import NotFound, Violations
+from meshkit.errors import NotFound, Violations, require
 from services.payment import rules
 from services.payment.store import PaymentStore
 from services.shop_common.money import to_nanos, validate_money
@@ -44,18 +44,14 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     async def RefundPayment(
         self, request: payment_pb2.RefundPaymentRequest, context: Any
     ) -> payment_pb2.RefundPaymentResponse:
-        v = Violations("RefundPaymentRequest")
-        v.check(bool(request.order_id), "order_id", "is required")
-        v.raise_if_any()
+        require(request.order_id, "order_id", "RefundPaymentRequest")
         payment = await self._store.refund(request.order_id, request.reason)
         return payment_pb2.RefundPaymentResponse(payment=payment)
 
     async def GetPayment(
         self, request: payment_pb2.GetPaymentRequest, context: Any
     ) -> payment_pb2.GetPaymentResponse:
-        v = Violations("GetPaymentRequest")
-        v.check(bool(request.payment_id), "payment_id", "is required")
-        v.raise_if_any()
+        require(request.payment_id, "payment_id", "GetPaymentRequest")
         payment = await self._store.get(request.payment_id)
         if payment is None:
             raise NotFound(f"payment {request.payment_id} not found")

@@ -3,11 +3,12 @@
 One row per order (``order_id`` is UNIQUE): that row is what makes capture and refund
 idempotent per order, declined captures included.
 
-An order's payment intent (``payment_intents``) is what the order flow's events leave
-for a capture to come: OrderPlaced records the amount and token (PENDING), the capture
-after StockReserved marks it DONE, and OrderCancelled marks it CANCELLED (or leaves a
-CANCELLED tombstone when it comes first), so a later StockReserved captures nothing.
-The token is kept only while the intent is PENDING.
+An order's payment intent is what the order flow's events leave for a capture to come,
+kept as the "capture" step of the runtime's step ledger (``meshkit.events.steps``):
+OrderPlaced records the amount and token (PENDING), the capture after StockReserved marks
+it DONE, and OrderCancelled marks it CANCELLED (or leaves a CANCELLED tombstone when it
+comes first), so a later StockReserved captures nothing. The token is kept only while the
+intent is PENDING.
 """
 
 from __future__ import annotations
@@ -15,14 +16,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from google.protobuf import json_format
+
 from meshkit.database import Database, Row, fetch_one
 from meshkit.errors import FailedPrecondition, NotFound
+from meshkit.events.steps import SCHEMA as STEPS_SCHEMA
+from meshkit.events.steps import StepLedger
 from meshkit.times import now_micros, to_timestamp
 from services.shop_common.money import format_money
 from shop.common.v1.money_pb2 import Money
 from shop.payment.v1 import payment_pb2
 
-SCHEMA = """
+SCHEMA = (
+    STEPS_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS payments (
     payment_id     TEXT PRIMARY KEY,
     order_id       TEXT NOT NULL UNIQUE,
@@ -35,31 +42,19 @@ CREATE TABLE IF NOT EXISTS payments (
     create_time    INTEGER NOT NULL, -- epoch microseconds
     update_time    INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS payment_intents (
-    order_id       TEXT PRIMARY KEY,
-    status         TEXT NOT NULL,   -- PENDING | DONE | CANCELLED
-    amount_units   INTEGER NOT NULL,
-    amount_nanos   INTEGER NOT NULL,
-    currency       TEXT NOT NULL,
-    payment_token  TEXT NOT NULL,   -- '' once the intent is no longer PENDING
-    create_time    INTEGER NOT NULL, -- epoch microseconds
-    update_time    INTEGER NOT NULL
-);
 """
+)
 
 CAPTURED = "CAPTURED"
 DECLINED = "DECLINED"
 REFUNDED = "REFUNDED"
 
-INTENT_PENDING = "PENDING"
-INTENT_DONE = "DONE"
-INTENT_CANCELLED = "CANCELLED"
-
 
 @dataclass(frozen=True)
 class PaymentIntent:
     order_id: str
-    status: str
+    pending: bool  # False once captured or cancelled (then amount and token are empty)
+    status: str  # the step's: PENDING | DONE | CANCELLED
     amount: Money
     payment_token: str
 
@@ -67,6 +62,7 @@ class PaymentIntent:
 class PaymentStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._intents = StepLedger(db, "capture")
 
     async def get(self, payment_id: str) -> payment_pb2.Payment | None:
         row = await self._db.fetch_one("SELECT * FROM payments WHERE payment_id = ?", (payment_id,))
@@ -131,60 +127,29 @@ class PaymentStore:
     async def remember_intent(self, order_id: str, amount: Money, payment_token: str) -> bool:
         """Records the order's PENDING intent; False if it has one (or a tombstone) already,
         which is kept as it is."""
-        now = now_micros()
-        async with self._db.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO payment_intents VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (order_id) DO NOTHING",
-                (
-                    order_id,
-                    INTENT_PENDING,
-                    amount.units,
-                    amount.nanos,
-                    amount.currency_code,
-                    payment_token,
-                    now,
-                    now,
-                ),
-            )
-            return cur.rowcount == 1
+        payload = {"amount": json_format.MessageToDict(amount), "payment_token": payment_token}
+        return await self._intents.remember(order_id, payload)
 
     async def intent(self, order_id: str) -> PaymentIntent | None:
-        async with self._db.transaction() as conn:
-            row = await fetch_one(
-                conn, "SELECT * FROM payment_intents WHERE order_id = ?", (order_id,)
-            )
-        if row is None:
+        step = await self._intents.get(order_id)
+        if step is None:
             return None
+        payload = step.payload or {}
         return PaymentIntent(
-            order_id=row["order_id"],
-            status=row["status"],
-            amount=Money(
-                currency_code=row["currency"], units=row["amount_units"], nanos=row["amount_nanos"]
-            ),
-            payment_token=row["payment_token"],
+            order_id=order_id,
+            pending=step.pending,
+            status=step.status,
+            amount=json_format.ParseDict(payload.get("amount", {}), Money()),
+            payment_token=payload.get("payment_token", ""),
         )
 
     async def finish_intent(self, order_id: str) -> None:
         """Marks a PENDING intent DONE (its capture was made) and forgets its token."""
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE payment_intents SET status = ?, payment_token = '', update_time = ?"
-                " WHERE order_id = ? AND status = ?",
-                (INTENT_DONE, now_micros(), order_id, INTENT_PENDING),
-            )
+        await self._intents.finish(order_id)
 
     async def cancel_intent(self, order_id: str) -> None:
         """Marks the order's intent CANCELLED, or records a CANCELLED tombstone if it has none."""
-        now = now_micros()
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO payment_intents VALUES (?, ?, 0, 0, '', '', ?, ?)"
-                " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
-                " payment_token = '', update_time = excluded.update_time"
-                " WHERE payment_intents.status != excluded.status",
-                (order_id, INTENT_CANCELLED, now, now),
-            )
+        await self._intents.cancel(order_id)
 
 
 def _payment(row: Row) -> payment_pb2.Payment:

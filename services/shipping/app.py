@@ -8,10 +8,10 @@ Settings (environment):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from meshkit.settings import from_env, setting
 from services.shipping.reactions import ShippingReactions
 from services.shipping.rules import DEFAULT_UNSUPPORTED_COUNTRIES
 from services.shipping.servicer import ShippingServicer
@@ -24,18 +24,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ShippingSettings:
-    unsupported_countries: frozenset[str] = DEFAULT_UNSUPPORTED_COUNTRIES
-
-    @classmethod
-    def from_env(cls) -> ShippingSettings:
-        raw = os.environ.get("SHOP_SHIPPING_UNSUPPORTED_COUNTRIES")
-        if raw is None:
-            return cls()
-        return cls(frozenset(c.strip().upper() for c in raw.split(",") if c.strip()))
+    # Set but empty: shipping refuses no country.
+    unsupported_countries: frozenset[str] = setting(
+        "SHOP_SHIPPING_UNSUPPORTED_COUNTRIES",
+        DEFAULT_UNSUPPORTED_COUNTRIES,
+        parse=lambda raw: frozenset(c.strip().upper() for c in raw.split(",") if c.strip()),
+    )
 
 
 async def setup(mesh: Mesh) -> None:
-    settings = ShippingSettings.from_env()
+    settings = from_env(ShippingSettings)
     db = await mesh.database(SCHEMA)
     store = ShippingStore(db)
     mesh.add_service(ShippingServicer(store, unsupported_countries=settings.unsupported_countries))

@@ -20,7 +20,7 @@ from collections.abc import Collection
 
 from meshkit.events.service_events import EventContext
 from services.shipping import rules
-from services.shipping.store import CANCELLED, REQUEST_DONE, REQUEST_PENDING, ShippingStore
+from services.shipping.store import ShippingStore
 from shop.events.v1 import events_pb2
 from shop.shipping.v1 import shipping_pb2
 
@@ -49,11 +49,11 @@ class ShippingReactions:
             # OrderPlaced precedes PaymentCaptured in the stream; its reaction has not been
             # applied yet (it failed and waits for redelivery). Try again later.
             raise LookupError(f"order {order_id} is paid but has no shipping request yet")
-        status, address, items = request
-        if status != REQUEST_PENDING:
-            log.info("order %s: shipping request is %s; nothing to ship", order_id, status)
+        if not request.pending:
+            log.info("order %s: shipping request is %s; nothing to ship", order_id, request.status)
             return
-        await self._store.close_request(order_id, REQUEST_DONE)
+        await self._store.finish_request(order_id)
+        address, items = request.address, request.items
         if refused := rules.refusal(address.country_code, self._unsupported):
             await ctx.emit(events_pb2.ShipmentFailed(order_id=order_id, reason=refused))
             return
@@ -75,4 +75,4 @@ class ShippingReactions:
         shipment = await self._store.for_order(order_id)
         if shipment is not None and shipment.status == shipping_pb2.SHIPMENT_STATUS_SCHEDULED:
             await self._store.cancel(order_id, event.reason)
-        await self._store.close_request(order_id, CANCELLED)
+        await self._store.cancel_request(order_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from meshkit.errors import FailedPrecondition, NotFound, Violations
+from meshkit.errors import FailedPrecondition, NotFound, Violations, require
 from services.shipping import rules
 from services.shipping.store import ShippingStore
 from services.shop_common.address import validate_address
@@ -51,18 +51,14 @@ class ShippingServicer(shipping_pb2_grpc.ShippingServiceServicer):
     async def CancelShipment(
         self, request: shipping_pb2.CancelShipmentRequest, context: Any
     ) -> shipping_pb2.CancelShipmentResponse:
-        v = Violations("CancelShipmentRequest")
-        v.check(bool(request.order_id), "order_id", "is required")
-        v.raise_if_any()
+        require(request.order_id, "order_id", "CancelShipmentRequest")
         shipment = await self._store.cancel(request.order_id, request.reason)
         return shipping_pb2.CancelShipmentResponse(shipment=shipment)
 
     async def GetShipment(
         self, request: shipping_pb2.GetShipmentRequest, context: Any
     ) -> shipping_pb2.GetShipmentResponse:
-        v = Violations("GetShipmentRequest")
-        v.check(bool(request.shipment_id), "shipment_id", "is required")
-        v.raise_if_any()
+        require(request.shipment_id, "shipment_id", "GetShipmentRequest")
         shipment = await self._store.get(request.shipment_id)
         if shipment is None:
             raise NotFound(f"shipment {request.shipment_id} not found")

@@ -3,10 +3,11 @@
 One row per order (``order_id`` is UNIQUE), which makes scheduling idempotent per order.
 Address and items are kept as proto JSON: shipping only ever reads them back whole.
 
-An order's shipping request (``shipping_requests``) is what the order flow's events leave
-for a shipment to come: OrderPlaced records where and what to ship (PENDING), the
-scheduling after PaymentCaptured marks it DONE, and OrderCancelled marks it CANCELLED (or
-leaves a CANCELLED tombstone when it comes first), so a later PaymentCaptured ships nothing.
+An order's shipping request is what the order flow's events leave for a shipment to
+come, kept as the "ship" step of the runtime's step ledger (``meshkit.events.steps``):
+OrderPlaced records where and what to ship (PENDING), the scheduling after
+PaymentCaptured marks it DONE, and OrderCancelled marks it CANCELLED (or leaves a
+CANCELLED tombstone when it comes first), so a later PaymentCaptured ships nothing.
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from google.protobuf import json_format
 
 from meshkit.database import Database, Row, fetch_one
 from meshkit.errors import NotFound
+from meshkit.events.steps import SCHEMA as STEPS_SCHEMA
+from meshkit.events.steps import StepLedger
 from meshkit.times import now_micros, to_timestamp
 from services.shipping.rules import Carrier
 from shop.common.v1.address_pb2 import Address
 from shop.common.v1.line_item_pb2 import LineItem
 from shop.shipping.v1 import shipping_pb2
 
-SCHEMA = """
+SCHEMA = (
+    STEPS_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS shipments (
     shipment_id             TEXT PRIMARY KEY,
     order_id                TEXT NOT NULL UNIQUE,
@@ -39,26 +45,27 @@ CREATE TABLE IF NOT EXISTS shipments (
     create_time             INTEGER NOT NULL,
     update_time             INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS shipping_requests (
-    order_id    TEXT PRIMARY KEY,
-    status      TEXT NOT NULL,  -- PENDING | DONE | CANCELLED
-    address     TEXT NOT NULL,  -- proto JSON of shop.common.v1.Address
-    items       TEXT NOT NULL,  -- JSON list of proto JSON shop.common.v1.LineItem
-    create_time INTEGER NOT NULL,
-    update_time INTEGER NOT NULL
-);
 """
+)
 
 SCHEDULED = "SCHEDULED"
 CANCELLED = "CANCELLED"
-REQUEST_PENDING = "PENDING"
-REQUEST_DONE = "DONE"
 _DAY_MICROS = 86_400 * 1_000_000
+
+
+@dataclass(frozen=True)
+class ShippingRequest:
+    order_id: str
+    pending: bool  # False once scheduled or cancelled (then address and items are empty)
+    status: str  # the step's: PENDING | DONE | CANCELLED
+    address: Address
+    items: list[LineItem]
 
 
 class ShippingStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._requests = StepLedger(db, "ship")
 
     async def get(self, shipment_id: str) -> shipping_pb2.Shipment | None:
         row = await self._db.fetch_one(
@@ -121,47 +128,33 @@ class ShippingStore:
     ) -> bool:
         """Records the order's PENDING shipping request; False if it has one (or a
         tombstone) already, which is kept as it is."""
-        now = now_micros()
-        async with self._db.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO shipping_requests VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (order_id) DO NOTHING",
-                (
-                    order_id,
-                    REQUEST_PENDING,
-                    json_format.MessageToJson(address, indent=None),
-                    json.dumps([json_format.MessageToDict(item) for item in items]),
-                    now,
-                    now,
-                ),
-            )
-            return cur.rowcount == 1
+        payload = {
+            "address": json_format.MessageToDict(address),
+            "items": [json_format.MessageToDict(item) for item in items],
+        }
+        return await self._requests.remember(order_id, payload)
 
-    async def request(self, order_id: str) -> tuple[str, Address, list[LineItem]] | None:
-        """The order's shipping request: (status, address, items), None if it has none."""
-        async with self._db.transaction() as conn:
-            row = await fetch_one(
-                conn, "SELECT * FROM shipping_requests WHERE order_id = ?", (order_id,)
-            )
-        if row is None:
+    async def request(self, order_id: str) -> ShippingRequest | None:
+        """The order's shipping request, None if it has none."""
+        step = await self._requests.get(order_id)
+        if step is None:
             return None
-        return (
-            row["status"],
-            json_format.Parse(row["address"], Address()),
-            [json_format.ParseDict(item, LineItem()) for item in json.loads(row["items"])],
+        payload = step.payload or {}
+        return ShippingRequest(
+            order_id=order_id,
+            pending=step.pending,
+            status=step.status,
+            address=json_format.ParseDict(payload.get("address", {}), Address()),
+            items=[json_format.ParseDict(item, LineItem()) for item in payload.get("items", [])],
         )
 
-    async def close_request(self, order_id: str, status: str) -> None:
-        """Marks the order's request DONE or CANCELLED; a CANCELLED tombstone if it has none."""
-        now = now_micros()
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO shipping_requests VALUES (?, ?, '{}', '[]', ?, ?)"
-                " ON CONFLICT (order_id) DO UPDATE SET status = excluded.status,"
-                " update_time = excluded.update_time"
-                " WHERE shipping_requests.status = 'PENDING'",
-                (order_id, status, now, now),
-            )
+    async def finish_request(self, order_id: str) -> None:
+        """Marks a PENDING request DONE (the shipment is decided)."""
+        await self._requests.finish(order_id)
+
+    async def cancel_request(self, order_id: str) -> None:
+        """Marks the order's request CANCELLED, or records a CANCELLED tombstone if it has none."""
+        await self._requests.cancel(order_id)
 
 
 def _shipment(row: Row) -> shipping_pb2.Shipment:

@@ -10,6 +10,7 @@ import pytest
 
 from meshkit.database import Database
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound
+from meshkit.settings import from_env
 from services.inventory.app import DEFAULT_CATALOG, InventorySettings, load_catalog
 from services.inventory.servicer import InventoryServicer
 from services.inventory.store import SCHEMA, InventoryStore
@@ -219,12 +220,12 @@ async def test_seed_only_fills_an_empty_table(store: InventoryStore) -> None:
 
 def test_catalog_and_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SHOP_INVENTORY_SEED", raising=False)
-    assert InventorySettings.from_env().seed_path is None
+    assert from_env(InventorySettings).seed_path is None
     assert load_catalog(None) == DEFAULT_CATALOG
     seed = tmp_path / "catalog.json"
     seed.write_text(json.dumps({"SKU-X": 3}))
     monkeypatch.setenv("SHOP_INVENTORY_SEED", str(seed))
-    assert load_catalog(InventorySettings.from_env().seed_path) == {"SKU-X": 3}
+    assert load_catalog(from_env(InventorySettings).seed_path) == {"SKU-X": 3}
     seed.write_text(json.dumps({"SKU-X": -3}))
     with pytest.raises(ValueError, match="non-negative"):
         load_catalog(seed)

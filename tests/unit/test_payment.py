@@ -8,6 +8,7 @@ import pytest
 
 from meshkit.database import Database
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, Violations
+from meshkit.settings import from_env
 from services.payment.app import PaymentSettings
 from services.payment.servicer import PaymentServicer
 from services.payment.store import SCHEMA, PaymentStore
@@ -137,12 +138,12 @@ async def test_refund(payment: PaymentServicer) -> None:
 
 def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SHOP_PAYMENT_MAX_AMOUNT_UNITS", raising=False)
-    assert PaymentSettings.from_env().max_amount_units == 10_000
+    assert from_env(PaymentSettings).max_amount_units == 10_000
     monkeypatch.setenv("SHOP_PAYMENT_MAX_AMOUNT_UNITS", "250")
-    assert PaymentSettings.from_env().max_amount_units == 250
+    assert from_env(PaymentSettings).max_amount_units == 250
     monkeypatch.setenv("SHOP_PAYMENT_MAX_AMOUNT_UNITS", "lots")
     with pytest.raises(ValueError, match="SHOP_PAYMENT_MAX_AMOUNT_UNITS"):
-        PaymentSettings.from_env()
+        from_env(PaymentSettings)
 
 
 @pytest.mark.parametrize(
@@ -167,3 +168,27 @@ def test_validate_money() -> None:
     assert not validate_money(v, "b", eur(-1))
     assert not validate_money(v, "c", Money(currency_code="EU", units=1))
     assert [x.field for x in v.items] == ["a.nanos", "b", "c.currency_code"]
+
+
+async def test_intent_is_a_step_pending_until_captured_or_cancelled() -> None:
+    db = await Database.open(":memory:", SCHEMA)
+    try:
+        store = PaymentStore(db)
+        assert await store.remember_intent("o1", eur(12, 500_000_000), "tok_visa")
+        assert not await store.remember_intent("o1", eur(99), "tok_other")  # the first is kept
+        intent = await store.intent("o1")
+        assert intent is not None and intent.pending
+        assert (intent.amount, intent.payment_token) == (eur(12, 500_000_000), "tok_visa")
+        await store.finish_intent("o1")
+        await store.cancel_intent("o1")  # a captured intent stays captured
+        done = await store.intent("o1")
+        assert done is not None and not done.pending and done.status == "DONE"
+        assert done.payment_token == ""  # the token is not kept past the capture
+        # A cancellation ahead of its order leaves a tombstone: the intent is never taken.
+        await store.cancel_intent("o2")
+        assert not await store.remember_intent("o2", eur(1), "tok_visa")
+        tombstone = await store.intent("o2")
+        assert tombstone is not None and tombstone.status == "CANCELLED"
+        assert await store.intent("o3") is None
+    finally:
+        await db.close()

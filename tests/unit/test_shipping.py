@@ -9,6 +9,7 @@ import pytest
 
 from meshkit.database import Database
 from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound
+from meshkit.settings import from_env
 from services.shipping.app import ShippingSettings
 from services.shipping.servicer import ShippingServicer
 from services.shipping.store import SCHEMA, ShippingStore
@@ -140,6 +141,8 @@ async def test_cancel(shipping: ShippingServicer) -> None:
 
 def test_settings_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SHOP_SHIPPING_UNSUPPORTED_COUNTRIES", raising=False)
-    assert ShippingSettings.from_env().unsupported_countries == {"AQ", "KP"}
+    assert from_env(ShippingSettings).unsupported_countries == {"AQ", "KP"}
     monkeypatch.setenv("SHOP_SHIPPING_UNSUPPORTED_COUNTRIES", "ru, by")
-    assert ShippingSettings.from_env().unsupported_countries == {"RU", "BY"}
+    assert from_env(ShippingSettings).unsupported_countries == {"RU", "BY"}
+    monkeypatch.setenv("SHOP_SHIPPING_UNSUPPORTED_COUNTRIES", "")
+    assert from_env(ShippingSettings).unsupported_countries == frozenset()

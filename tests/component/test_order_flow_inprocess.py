@@ -1,49 +1,26 @@
-"""The order flow as a whole, in one process: the order service and the real reactions of
-inventory, payment and shipping, each on its own in-memory database and outbox, talking
-through ``MemoryBus`` (the broker's semantics without a broker). ``settle()`` runs the
-flow until no event is left in flight.
+"""The order flow as a whole, in one process: the four services wired by their own
+``setup`` (tests/shop.py on ``meshkit.testing``): every handler, stub and background task
+their app.py registers, each service on its own SQLite database and outbox, the events
+through the in-memory broker (the broker's semantics without a broker). ``settle()`` runs
+the flow until no event is left in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
-from opentelemetry import trace
 
-from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
-from meshkit.database import Database
-from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound, ServiceError
-from meshkit.events.envelopes import Envelopes
-from meshkit.events.memory import MemoryBus
-from meshkit.events.service_events import SCHEMA as EVENTS_SCHEMA
-from meshkit.events.service_events import Events
-from meshkit.security.end_user import EndUser
-from services.inventory.app import DEFAULT_CATALOG
-from services.inventory.reactions import InventoryReactions
-from services.inventory.servicer import InventoryServicer
-from services.inventory.store import SCHEMA as INVENTORY_SCHEMA
-from services.inventory.store import InventoryStore
+from meshkit.errors import FailedPrecondition, InvalidArgument, NotFound
+from meshkit.events.envelopes import event_type
+from meshkit.testing import App
 from services.order.flow import OrderFlow
-from services.order.servicer import OrderServicer
-from services.order.store import SCHEMA as ORDER_SCHEMA
-from services.order.store import OrderStore
-from services.order.view import SCHEMA as VIEW_SCHEMA
-from services.order.view import OrderView
-from services.order.watchers import OrderWatchers
-from services.payment.reactions import PaymentReactions
-from services.payment.rules import DEFAULT_MAX_AMOUNT_UNITS
-from services.payment.store import SCHEMA as PAYMENT_SCHEMA
-from services.payment.store import PaymentStore
-from services.shipping.reactions import ShippingReactions
-from services.shipping.rules import DEFAULT_UNSUPPORTED_COUNTRIES
-from services.shipping.store import SCHEMA as SHIPPING_SCHEMA
-from services.shipping.store import ShippingStore
 from shop.common.v1.address_pb2 import Address
 from shop.common.v1.line_item_pb2 import LineItem
 from shop.common.v1.money_pb2 import Money
@@ -51,6 +28,8 @@ from shop.events.v1 import events_pb2
 from shop.events.v1.envelope_pb2 import EventEnvelope
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2 as pb
+from shop.shipping.v1 import shipping_pb2
+from tests.shop import running_shop
 
 PENDING, RESERVED, PAID = (
     pb.ORDER_STATUS_PENDING,
@@ -58,145 +37,71 @@ PENDING, RESERVED, PAID = (
     pb.ORDER_STATUS_PAID,
 )
 CONFIRMED, CANCELLED = pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_CANCELLED
-TRACER = trace.get_tracer("test")
-POLICY = MeshPolicy.load(DEFAULT_MESH_FILE)
-ENVELOPES = Envelopes(POLICY.events)
-
-
-class InventoryStub:
-    """The inventory as the order service's mesh stub sees it: domain errors as AioRpcError."""
-
-    def __init__(self, servicer: InventoryServicer) -> None:
-        self.servicer = servicer
-        self.calls = 0
-
-    async def GetStock(self, request: inventory_pb2.GetStockRequest) -> Any:
-        self.calls += 1
-        try:
-            return await self.servicer.GetStock(request, None)
-        except ServiceError as err:
-            raise grpc.aio.AioRpcError(
-                err.code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=err.message
-            ) from err
 
 
 @dataclass
 class Shop:
-    bus: MemoryBus
-    orders: OrderServicer
-    flow: OrderFlow
-    inventory: InventoryStore
-    payments: PaymentStore
-    shipments: ShippingStore
-    stock_stub: InventoryStub
-    events: dict[str, Events] = field(default_factory=dict)
-    dbs: list[Database] = field(default_factory=list)
+    """The running shop as these tests look at it: through the services' own servicers
+    and databases."""
+
+    app: App
+
+    @property
+    def orders(self) -> Any:
+        return self.app.servicer("order")
+
+    @property
+    def flow(self) -> OrderFlow:
+        """The order service's saga (its timeout sweeper is run by hand here)."""
+        flow: OrderFlow = self.orders._flow
+        return flow
+
+    @property
+    def stock_checks(self) -> int:
+        """The order service's GetStock calls to the inventory, through its mesh stub."""
+        return self.app.stub_calls["inventory/GetStock"]
 
     async def settle(self, timeout: float = 5.0) -> None:
         """Waits until every outbox is empty and every consumer has read everything."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        quiet = 0
-        while quiet < 3:  # idle on three looks in a row: nothing left in flight
-            await asyncio.sleep(0.01)
-            depths = [await e.outbox.depth() for e in self.events.values()]
-            quiet = quiet + 1 if self.bus.idle() and not any(depths) else 0
-            assert loop.time() < deadline, "the flow did not settle"
+        await self.app.settle(timeout)
 
     async def stock(self, sku: str) -> tuple[int, int, int]:
-        level = await self.inventory.get_stock(sku)
-        assert level is not None
+        inventory = self.app.servicer("inventory")
+        level = (await inventory.GetStock(inventory_pb2.GetStockRequest(sku=sku), None)).stock
         return level.available, level.reserved, level.sold
 
     async def get(self, order_id: str) -> pb.Order:
         return (await self.orders.GetOrder(pb.GetOrderRequest(order_id=order_id), None)).order
 
     async def payment_rows(self, order_id: str) -> list[str]:
-        rows = await self.payments._db.fetch_all(
+        rows = await self.app.database("payment").fetch_all(
             "SELECT status FROM payments WHERE order_id = ?", (order_id,)
         )
         return [r["status"] for r in rows]
 
     async def shipment_rows(self, order_id: str) -> list[str]:
-        rows = await self.shipments._db.fetch_all(
+        rows = await self.app.database("shipping").fetch_all(
             "SELECT status FROM shipments WHERE order_id = ?", (order_id,)
         )
         return [r["status"] for r in rows]
 
     def published(self, event_cls: type[Any]) -> list[EventEnvelope]:
-        name = event_cls.DESCRIPTOR.full_name
-        return [EventEnvelope.FromString(m.data) for m in self.bus.log if m.subject == name]
+        return [e for e in self.app.published if e.event_type == event_type(event_cls)]
 
 
-async def open_shop(saga_timeout: float = 30.0, start: tuple[str, ...] = ()) -> Shop:
-    bus = MemoryBus()
-
-    async def db(schema: str) -> Database:
-        return await Database.open(":memory:", schema + EVENTS_SCHEMA)
-
-    inventory_db, payment_db, shipping_db, order_db = (
-        await db(INVENTORY_SCHEMA),
-        await db(PAYMENT_SCHEMA),
-        await db(SHIPPING_SCHEMA),
-        await db(ORDER_SCHEMA + VIEW_SCHEMA),
-    )
-    events = {
-        name: Events(name, d, bus, ENVELOPES, TRACER)
-        for name, d in [
-            ("inventory", inventory_db),
-            ("payment", payment_db),
-            ("shipping", shipping_db),
-            ("order", order_db),
-        ]
-    }
-    inventory = InventoryStore(inventory_db)
-    await inventory.seed_if_empty(DEFAULT_CATALOG)
-    stock = InventoryReactions(inventory)
-    events["inventory"].on(events_pb2.OrderPlaced, stock.on_order_placed)
-    events["inventory"].on(events_pb2.OrderCancelled, stock.on_order_cancelled)
-    events["inventory"].on(events_pb2.OrderConfirmed, stock.on_order_confirmed)
-    payments = PaymentStore(payment_db)
-    pay = PaymentReactions(payments, DEFAULT_MAX_AMOUNT_UNITS)
-    events["payment"].on(events_pb2.OrderPlaced, pay.on_order_placed)
-    events["payment"].on(events_pb2.StockReserved, pay.on_stock_reserved)
-    events["payment"].on(events_pb2.OrderCancelled, pay.on_order_cancelled)
-    shipments = ShippingStore(shipping_db)
-    ship = ShippingReactions(shipments, DEFAULT_UNSUPPORTED_COUNTRIES)
-    events["shipping"].on(events_pb2.OrderPlaced, ship.on_order_placed)
-    events["shipping"].on(events_pb2.PaymentCaptured, ship.on_payment_captured)
-    events["shipping"].on(events_pb2.OrderCancelled, ship.on_order_cancelled)
-    watchers = OrderWatchers()
-    view = OrderView(order_db, watchers.changed)
-    flow = OrderFlow(order_db, OrderStore(order_db), view, events["order"], saga_timeout)
-    stub = InventoryStub(InventoryServicer(inventory))
-    servicer = OrderServicer(flow, view, watchers, stub, EndUser(POLICY.end_user))
-    for name in start or tuple(events):
-        events[name].start()
-    return Shop(
-        bus,
-        servicer,
-        flow,
-        inventory,
-        payments,
-        shipments,
-        stub,
-        events,
-        [inventory_db, payment_db, shipping_db, order_db],
-    )
+@asynccontextmanager
+async def open_shop(
+    state_dir: Path, start: Collection[str] | None = None, background: bool = True
+) -> AsyncIterator[Shop]:
+    """The shop; only the services in ``start`` are up (``shop.app.start`` the others)."""
+    async with running_shop(state_dir, start=start, background=background) as app:
+        yield Shop(app)
 
 
 @pytest.fixture
-async def shop() -> AsyncIterator[Shop]:
-    s = await open_shop()
-    yield s
-    await close_shop(s)
-
-
-async def close_shop(s: Shop) -> None:
-    for events in s.events.values():
-        await events.close()
-    for db in s.dbs:
-        await db.close()
+async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
+    async with open_shop(tmp_path) as s:
+        yield s
 
 
 def eur(units: int, nanos: int = 0, currency: str = "EUR") -> Money:
@@ -266,7 +171,7 @@ async def test_happy_path_confirms_the_order(shop: Shop) -> None:
     assert await shop.stock("SKU-MONITOR") == (19, 0, 1)
     assert await shop.payment_rows(order.order_id) == ["CAPTURED"]
     assert await shop.shipment_rows(order.order_id) == ["SCHEDULED"]
-    assert shop.stock_stub.calls == 2  # one GetStock per line, before the order is accepted
+    assert shop.stock_checks == 2  # one GetStock per line, before the order is accepted
 
 
 async def test_events_carry_the_order_as_correlation_and_their_cause(shop: Shop) -> None:
@@ -325,7 +230,7 @@ async def test_place_order_validation_names_every_field(shop: Shop) -> None:
         "payment_token",
         "idempotency_key",
     ]
-    assert shop.stock_stub.calls == 0
+    assert shop.stock_checks == 0
 
 
 @pytest.mark.parametrize("count", [0, 51])
@@ -343,7 +248,7 @@ async def test_unknown_sku_is_bad_input_and_places_nothing(shop: Shop) -> None:
         await shop.orders.PlaceOrder(place(("SKU-KEYBOARD", 1), ("SKU-NOPE", 1)), None)
     assert fields(err) == ["items[1].sku"]
     assert "SKU-NOPE" in err.value.violations[0].description
-    assert shop.bus.log == []
+    assert shop.app.bus.log == []
 
 
 async def test_same_idempotency_key_returns_the_same_order(shop: Shop) -> None:
@@ -410,11 +315,11 @@ async def test_shipping_refusal_refunds_and_releases(shop: Shop) -> None:
 async def test_every_event_delivered_twice_has_no_second_effect(shop: Shop) -> None:
     confirmed = await placed_and_settled(shop, place())
     declined = await placed_and_settled(shop, place(token="tok_decline"))
-    published = len(shop.bus.log)
-    for name in shop.events:
-        shop.bus.redeliver_all(name)
+    published = len(shop.app.bus.log)
+    for name in shop.app.meshes:
+        shop.app.bus.redeliver_all(name)
     await shop.settle()
-    assert len(shop.bus.log) == published
+    assert len(shop.app.bus.log) == published
     assert await shop.get(confirmed.order_id) == confirmed
     assert await shop.get(declined.order_id) == declined
     assert await shop.stock("SKU-KEYBOARD") == (98, 0, 2)
@@ -424,14 +329,13 @@ async def test_every_event_delivered_twice_has_no_second_effect(shop: Shop) -> N
 
 async def test_a_republished_event_is_dropped_by_id(shop: Shop) -> None:
     await placed_and_settled(shop, place())
-    first = shop.bus.log[0]
-    await shop.bus.publish(first.subject, first.data, first.msg_id)
-    assert shop.bus.duplicates_dropped == 1
+    first = shop.app.bus.log[0]
+    await shop.app.bus.publish(first.subject, first.data, first.msg_id)
+    assert shop.app.bus.duplicates_dropped == 1
 
 
-async def test_cancel_before_the_saga_runs_compensates_everything() -> None:
-    shop = await open_shop(start=("order",))  # the other services are down for now
-    try:
+async def test_cancel_before_the_saga_runs_compensates_everything(tmp_path: Path) -> None:
+    async with open_shop(tmp_path, start=("order",)) as shop:  # the others are down for now
         placed = (await shop.orders.PlaceOrder(place(), None)).order
         cancelled = (
             await shop.orders.CancelOrder(
@@ -440,8 +344,7 @@ async def test_cancel_before_the_saga_runs_compensates_everything() -> None:
         ).order
         assert cancelled.status == CANCELLED
         assert cancelled.cancel_reason == "cancelled by request: changed my mind"
-        for name in ("inventory", "payment", "shipping"):
-            shop.events[name].start()
+        shop.app.start("inventory", "payment", "shipping")
         await shop.settle()
         # Inventory reserved on OrderPlaced and released on OrderCancelled; nothing charged.
         assert await shop.stock("SKU-KEYBOARD") == (100, 0, 0)
@@ -449,8 +352,6 @@ async def test_cancel_before_the_saga_runs_compensates_everything() -> None:
         assert await shop.shipment_rows(placed.order_id) == []
         order = await shop.get(placed.order_id)
         assert statuses(order) == [PENDING, CANCELLED]  # later events change nothing
-    finally:
-        await close_shop(shop)
 
 
 async def test_cancel_of_a_final_order_is_refused(shop: Shop) -> None:
@@ -461,9 +362,12 @@ async def test_cancel_of_a_final_order_is_refused(shop: Shop) -> None:
         await shop.orders.CancelOrder(pb.CancelOrderRequest(order_id="ord_x"), None)
 
 
-async def test_saga_timeout_cancels_and_compensates() -> None:
-    shop = await open_shop(saga_timeout=0.2, start=("order", "inventory"))  # payment is down
-    try:
+async def test_saga_timeout_cancels_and_compensates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_ORDER_SAGA_TIMEOUT", "0.2")
+    # Payment is down; the sweeper is run by hand (background=False).
+    async with open_shop(tmp_path, start=("order", "inventory"), background=False) as shop:
         placed = (await shop.orders.PlaceOrder(place(), None)).order
         await shop.settle()
         assert (await shop.get(placed.order_id)).status == RESERVED
@@ -476,15 +380,12 @@ async def test_saga_timeout_cancels_and_compensates() -> None:
         assert await shop.stock("SKU-KEYBOARD") == (100, 0, 0)
         # Payment comes back: it sees OrderPlaced, StockReserved, OrderCancelled in order,
         # so it captures and refunds at once; the order stays cancelled.
-        shop.events["payment"].start()
-        shop.events["shipping"].start()
+        shop.app.start("payment", "shipping")
         await shop.settle()
         assert await shop.payment_rows(placed.order_id) == ["REFUNDED"]
         assert await shop.shipment_rows(placed.order_id) == []
         assert (await shop.get(placed.order_id)).status == CANCELLED
         assert await shop.flow.sweep() == 0
-    finally:
-        await close_shop(shop)
 
 
 async def test_watch_order_sees_every_transition(shop: Shop) -> None:
@@ -560,27 +461,28 @@ async def test_get_order_errors(shop: Shop) -> None:
 async def test_shipment_carries_the_order(shop: Shop) -> None:
     order = await placed_and_settled(shop, place(country="US"))
     assert order.tracking_number.startswith("1Z")
-    row = await shop.shipments._db.fetch_one(
+    row = await shop.app.database("shipping").fetch_one(
         "SELECT shipment_id FROM shipments WHERE order_id = ?", (order.order_id,)
     )
     assert row is not None
-    shipment = await shop.shipments.get(row["shipment_id"])
+    shipping = shop.app.servicer("shipping")
+    request = shipping_pb2.GetShipmentRequest(shipment_id=row["shipment_id"])
+    shipment = (await shipping.GetShipment(request, None)).shipment
     assert shipment is not None
     assert shipment.address == order.shipping_address
     assert list(shipment.items) == list(order.items)
 
 
-async def test_an_event_ahead_of_its_turn_comes_back_later() -> None:
+async def test_an_event_ahead_of_its_turn_comes_back_later(tmp_path: Path) -> None:
     """Instances of a service share its consumer, so an order's events may be handled out of
     order; one that arrives before the event it follows is redelivered, not dropped."""
-    shop = await open_shop(start=("order",))
-    try:
+    async with open_shop(tmp_path, start=("order",)) as shop:
         placed = (await shop.orders.PlaceOrder(place(), None)).order
         order_id = placed.order_id
 
         async def publish(event: Any) -> None:
-            envelope = ENVELOPES.wrap(event, source="test", correlation_id=order_id)
-            await shop.bus.publish(
+            envelope = shop.app.envelopes.wrap(event, source="test", correlation_id=order_id)
+            await shop.app.bus.publish(
                 envelope.event_type, envelope.SerializeToString(), envelope.event_id
             )
 
@@ -592,5 +494,15 @@ async def test_an_event_ahead_of_its_turn_comes_back_later() -> None:
         order = await shop.get(order_id)
         assert statuses(order) == [PENDING, RESERVED, PAID]
         assert order.payment_id == "pay_1"
-    finally:
-        await close_shop(shop)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan"])
+async def test_a_bad_saga_timeout_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("SHOP_ORDER_SAGA_TIMEOUT", value)
+    with pytest.raises(
+        ValueError, match=f"SHOP_ORDER_SAGA_TIMEOUT must be a positive number, not '{value}'"
+    ):
+        async with running_shop(tmp_path, "order"):
+            pass
