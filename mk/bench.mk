@@ -5,23 +5,22 @@
 #   make bench-quick   the same sections with tiny counts (< 60 s; what the smoke test runs)
 # BENCH_ARGS go to bench/run.py, e.g. BENCH_ARGS="--sections 1,4" or
 # BENCH_ARGS="--mesh-env OTEL_TRACES_SAMPLER=always_off" (what tracing costs).
-
-# This file is included before the Makefile's first target: keep `help` the default goal.
-_bench_default_goal := $(.DEFAULT_GOAL)
+# ghz (the Go load generator) is installed by the first of these, not by `make setup`.
 
 .PHONY: bench bench-quick help-bench
 
 help: help-bench
 help-bench:
-	@echo "make bench        benchmarks: mesh vs bare grpcio per call, order flow, failover, scaling"
-	@echo "make bench-quick  the same benchmarks with tiny counts (proves the harness, < 60 s)"
+	@echo "make bench              benchmarks: mesh vs bare grpcio per call, order flow, failover, scaling"
+	@echo "make bench-quick        the same benchmarks with tiny counts (proves the harness, < 60 s)"
 
-BENCH_TOOLS := $(STAMPS)/python $(STAMPS)/consul $(STAMPS)/go-tools
+BENCH_TOOLS := $(STAMPS)/python $(STAMPS)/consul $(STAMPS)/ghz
+ALL_TOOLS += $(STAMPS)/ghz
 
-bench: $(BENCH_TOOLS)
+bench:
+	$(call install,$(BENCH_TOOLS))
 	$(PY) -m bench.run $(BENCH_ARGS)
 
-bench-quick: $(BENCH_TOOLS)
+bench-quick:
+	$(call install,$(BENCH_TOOLS))
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
-
-.DEFAULT_GOAL := $(_bench_default_goal)

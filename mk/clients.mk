@@ -4,17 +4,15 @@
 #   make contracts-check     buf lint, buf breaking against the release, the contract tests
 #   make contracts-release   take protos/ as the released contracts (contracts/baseline/)
 # The generators come from each toolchain's registry (scripts/install-client-tools.sh),
-# installed by `make setup` for every toolchain present.
+# installed by the first target that needs them (not by `make setup`: `make run` does
+# not), for every toolchain present.
 
 CONTRACTS_BASELINE := contracts/baseline/image.binpb
-# This file is included before the Makefile's first target: keep `help` the default goal.
-_clients_default_goal := $(.DEFAULT_GOAL)
 
 .PHONY: clients client-examples contracts-release contracts-check help-clients
 
-setup: $(STAMPS)/clients-tools
+ALL_TOOLS += $(STAMPS)/clients-tools
 
-# Printed ahead of the Makefile's own help lines (a prerequisite of `help`).
 help: help-clients
 help-clients:
 	@echo "make clients            regenerate gen/go, gen/ts, gen/java and contracts/vectors from protos/"
@@ -25,10 +23,11 @@ help-clients:
 $(STAMPS)/clients-tools: scripts/install-client-tools.sh clients/node/package-lock.json \
 		clients/go/go.mod clients/java/pom.xml
 	@mkdir -p $(STAMPS)
-	bash scripts/install-client-tools.sh
+	@$(STEP) client-tools bash scripts/install-client-tools.sh
 	@touch $@
 
-clients: $(STAMPS)/python $(STAMPS)/clients-tools
+clients:
+	$(call install,$(STAMPS)/python $(STAMPS)/clients-tools)
 	$(PY) scripts/gen_clients.py
 	$(PY) scripts/contract_vectors.py
 
@@ -37,7 +36,8 @@ client-examples: $(STAMPS)/clients-tools
 	cd clients/node && node_modules/.bin/tsc -p .
 	cd clients/java && mvn -B -q -o package
 
-contracts-check: $(STAMPS)/python
+contracts-check:
+	$(call install,$(STAMPS)/python $(STAMPS)/clients-tools)
 	$(BUF) lint protos
 	$(BUF) breaking protos --against $(CONTRACTS_BASELINE)
 	$(PY) -m pytest -q tests/contracts
@@ -45,5 +45,3 @@ contracts-check: $(STAMPS)/python
 contracts-release: $(STAMPS)/python
 	$(PY) scripts/contracts_release.py
 	$(PY) scripts/contract_vectors.py
-
-.DEFAULT_GOAL := $(_clients_default_goal)

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Install what `make clients` and the polyglot tests need, each from its own registry and
-# pinned, for every toolchain present (a missing one is reported, and its tests skip):
+# Install what `make clients`, `make client-examples` and the polyglot tests need (not
+# `make run`), each from its own registry and pinned, for every toolchain present (a missing
+# one is reported, and its tests skip):
 #   Go    protoc-gen-go, protoc-gen-go-grpc from the Go module proxy, into
-#         ${MESHKIT_CACHE:-~/.cache/meshkit-shop}/bin (reused), and the client's modules
-#         (compiled once into Go's build cache)
+#         ${MESHKIT_CACHE:-${XDG_CACHE_HOME:-~/.cache}/meshkit-shop}/bin (reused), and the
+#         client's modules (compiled once into Go's build cache)
 #   Node  clients/node: `npm ci` from package-lock.json (protoc-gen-es, grpc-js, typescript)
 #   Java  clients/java: protoc, protoc-gen-grpc-java, grpc-java and plugins from Maven
 #         Central into ~/.m2 (one build of the example, which fetches all of it)
+# The three toolchains are installed side by side (mostly downloads; Go compiles); each
+# one's output is printed when it is done. The last line names the toolchains set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE_DIR="${MESHKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit-shop}"
@@ -17,7 +20,7 @@ GO_PLUGINS=(
 )
 say() { echo "install-client-tools: $*" >&2; }
 
-if command -v go >/dev/null; then
+install_go() {
   mkdir -p "$BIN"
   for spec in "${GO_PLUGINS[@]}"; do
     name=${spec%% *}
@@ -25,33 +28,56 @@ if command -v go >/dev/null; then
     version=${pkg##*@}
     if [[ ! -x "$BIN/$name-$version" ]]; then
       say "go install $pkg"
-      GOBIN="$BIN/.tmp-$name" go install "$pkg"
-      mv "$BIN/.tmp-$name/$name" "$BIN/$name-$version"
-      rmdir "$BIN/.tmp-$name"
+      tmp="$BIN/.tmp-$name-$$"
+      GOBIN="$tmp" go install "$pkg"
+      mv "$tmp/$name" "$BIN/$name-$version"
+      rmdir "$tmp"
     fi
-    ln -sf "$name-$version" "$BIN/$name"
+    ln -sfn "$name-$version" "$BIN/$name"
   done
   # The client's modules, and its packages compiled once into Go's build cache (grpc-go
   # takes a while on 2 cores), so building the examples later is quick.
   (cd clients/go && go mod download && go build ./...)
-else
-  say "no go: skipping the Go client"
-fi
+}
 
-if command -v npm >/dev/null && command -v node >/dev/null; then
+install_node() {
   say "npm ci (clients/node)"
   npm ci --prefix clients/node --no-audit --no-fund --loglevel=error
-else
-  say "no node/npm: skipping the Node client"
-fi
+}
 
-if command -v mvn >/dev/null && command -v java >/dev/null; then
+install_java() {
   say "mvn package (clients/java; the first run downloads from Maven Central)"
+  local tmp
   tmp="$(mktemp -d)"
-  trap 'rm -rf "$tmp"' EXIT
   # -Pgenerate fetches protoc and protoc-gen-grpc-java too; generated into a scratch dir.
   mvn -B -q -Dstyle.color=never -f clients/java/pom.xml -Pgenerate -Dgen.dir="$tmp/java" package
-else
-  say "no java/mvn: skipping the Java client"
-fi
-echo "$BIN"
+  rm -rf "$tmp"
+}
+
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+langs=()
+pids=()
+start() {  # start <lang> <needed commands...>: install_<lang> in the background, if present
+  local lang=$1 tool
+  shift
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { say "no $tool: skipping the ${lang^} client"; return 0; }
+  done
+  ("install_$lang") >"$logs/$lang" 2>&1 &
+  langs+=("$lang")
+  pids+=($!)
+}
+start go go
+start node node npm
+start java java mvn
+
+failed=()
+for i in "${!langs[@]}"; do
+  rc=0
+  wait "${pids[$i]}" || rc=$?
+  cat "$logs/${langs[$i]}" >&2
+  ((rc == 0)) || { say "${langs[$i]} failed (exit $rc)"; failed+=("${langs[$i]}"); }
+done
+((${#failed[@]} == 0)) || exit 1
+echo "client tools (${langs[*]:-none})"

@@ -45,7 +45,7 @@ printf 'package main\n' >"$work/doc.go"
 echo "install-consul: building Consul v$CONSUL_VERSION from the Go module proxy (~3 min)..." >&2
 mkdir -p "$CACHE_DIR/bin"
 start=$SECONDS
-(cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" -o "$BIN.tmp" github.com/hashicorp/consul)
-mv "$BIN.tmp" "$BIN"
+(cd "$work" && GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" -o "$BIN.tmp.$$" github.com/hashicorp/consul)
+mv "$BIN.tmp.$$" "$BIN"
 echo "install-consul: built in $((SECONDS - start)) s -> $BIN" >&2
 echo "$BIN"

@@ -40,8 +40,8 @@ echo "install-hydra: building Ory Hydra v$HYDRA_VERSION from the Go module proxy
 mkdir -p "$CACHE_DIR/bin"
 start=$SECONDS
 (cd "$work" && CGO_ENABLED=1 GOFLAGS=-mod=mod go build -trimpath -ldflags="-s -w" \
-  -tags sqlite,sqlite_omit_load_extension -o "$BIN.tmp" github.com/ory/hydra/v2)
-mv "$BIN.tmp" "$BIN"
+  -tags sqlite,sqlite_omit_load_extension -o "$BIN.tmp.$$" github.com/ory/hydra/v2)
+mv "$BIN.tmp.$$" "$BIN"
 ln -sf "hydra-$HYDRA_VERSION" "$CACHE_DIR/bin/hydra"
 echo "install-hydra: built in $((SECONDS - start)) s -> $BIN" >&2
 echo "$BIN"
