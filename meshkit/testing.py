@@ -151,7 +151,7 @@ class InProcessMesh(Mesh):
 
         super().__init__(
             config,
-            consul_api.client(config.consul_http_addr),
+            app.consul_client(config.consul_http_addr),
             None,
             TracerProvider(),
             bus_factory=bus_factory,  # type: ignore[arg-type]
@@ -206,6 +206,14 @@ class App:
         self.bus = MemoryBus()
         self.gate = _Gate()
         self.meshes: dict[str, InProcessMesh] = {}
+        self._consul: Any = None
+
+    def consul_client(self, address: str) -> Any:
+        """One Consul client for every mesh of the app (never called; each costs ~30 ms
+        to make, an HTTP session with its TLS context). Closing it again is a no-op."""
+        if self._consul is None:
+            self._consul = consul_api.client(address)
+        return self._consul
 
     @property
     def published(self) -> list[Envelope]:
