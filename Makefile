@@ -34,8 +34,9 @@ UNIT_DESELECT := tests/contracts/test_generated_clients.py \
 
 # install <stamps...>: whatever of them is missing or stale, side by side.
 # (A recipe line: `$(call install,...)`.)
-install = +@$(MAKE) --no-print-directory -q $(1) 2>/dev/null || \
-	$(MAKE) --no-print-directory -j$(SETUP_JOBS) $(1)
+install = +@$(MAKE) --no-print-directory -q $(1) 2>/dev/null || { \
+	echo "setup: installing what is missing, $(SETUP_JOBS) at a time (logs: .state/logs/setup/)"; \
+	$(MAKE) --no-print-directory -j$(SETUP_JOBS) $(1) && echo "setup: ready ($$SECONDS s)"; }
 
 .PHONY: help help-main setup setup-all run test test-unit gen lint consul certs clean
 
