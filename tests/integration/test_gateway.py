@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -24,6 +25,7 @@ from devstack.consul import ConsulAgent
 from devstack.hydra import Hydra, OAuthClient
 from devstack.nats import NatsServer
 from devstack.services import ServiceProcess, start_service
+from tests.support.polling import eventually_sync
 
 pytestmark = pytest.mark.integration
 
@@ -258,23 +260,48 @@ def test_token_problems_are_401_and_missing_scope_403(
     assert 'scope="orders:write"' in resp.headers["www-authenticate"]
 
 
+RATE, BURST = 20, 20  # the gateway fixture's --rate and --burst
+
+
 def test_rate_limit_is_429_with_retry_after(http: httpx.Client, hydra: Hydra, gateway: str) -> None:
+    """One client's bucket: the burst is admitted, then 429 with Retry-After; never more
+    admitted than the bucket allows in the time taken; admitted again once it refills."""
     greedy = hydra.create_client(("orders:read",), (AUDIENCE,), name="greedy")
     token = hydra.token(greedy)
 
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
-            # stock:read is missing: requests within the limit end as 403, never in the mesh.
-            return await asyncio.gather(
-                *(client.get("/v1/stock/SKU-MOUSE", headers=auth(token)) for _ in range(60))
-            )
+    async def burst(client: httpx.AsyncClient) -> list[httpx.Response]:
+        # stock:read is missing: requests within the limit end as 403, never in the mesh.
+        return await asyncio.gather(
+            *(client.get("/v1/stock/SKU-MOUSE", headers=auth(token)) for _ in range(3 * BURST))
+        )
 
-    responses = asyncio.run(burst())
-    codes = [r.status_code for r in responses]
+    async def until_limited() -> tuple[list[httpx.Response], float]:
+        """Bursts of concurrent requests until one is refused (however slow the machine,
+        the bucket refills slower than a burst is served), and the seconds they took."""
+        responses: list[httpx.Response] = []
+        async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+            started = time.monotonic()
+            for _ in range(20):
+                responses += await burst(client)
+                if any(r.status_code == 429 for r in responses):
+                    break
+            return responses, time.monotonic() - started
+
+    responses, took = asyncio.run(until_limited())
+    codes = Counter(r.status_code for r in responses)
     assert set(codes) == {403, 429}, codes
+    # The first BURST requests found the bucket full; later ones got what it refilled.
+    assert BURST <= codes[403] <= BURST + RATE * took + 1, (codes, took)
     limited = next(r for r in responses if r.status_code == 429)
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()["code"] == 8  # RESOURCE_EXHAUSTED
+    # Once the bucket has refilled, the client is admitted again.
+    eventually_sync(
+        lambda: http.get("/v1/stock/SKU-MOUSE", headers=auth(token)).status_code == 403,
+        timeout=int(limited.headers["retry-after"]) + 10,
+        interval=0.5,
+        what="the client admitted again",
+    )
 
 
 def test_jwks_rotation_new_key_accepted_after_refetch(
@@ -283,13 +310,18 @@ def test_jwks_rotation_new_key_accepted_after_refetch(
     old = hydra.token(alice)
     assert http.get("/v1/orders", headers=auth(old)).status_code == 200
     kid = hydra.rotate_access_token_key()
-    time.sleep(1.2)  # the gateway's --jwks-min-refetch
     new = hydra.token(alice)
     from jwt import get_unverified_header
 
     assert get_unverified_header(new)["kid"] == kid
-    resp = http.get("/v1/orders", headers=auth(new))
-    assert resp.status_code == 200, resp.text
+    # The gateway fetches the JWKS again for the unknown key (at most once a second,
+    # its --jwks-min-refetch), so the new key is accepted within moments.
+    eventually_sync(
+        lambda: http.get("/v1/orders", headers=auth(new)).status_code == 200,
+        timeout=15,
+        interval=0.2,
+        what="a token signed with the new key accepted",
+    )
     assert http.get("/v1/orders", headers=auth(old)).status_code == 200  # old key still published
 
 
