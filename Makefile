@@ -18,9 +18,11 @@ BUF := $(VENV)/bin/buf
 RUFF := $(VENV)/bin/ruff
 STAMPS := .state/stamps
 STEP := bash scripts/setup-step.sh
-# Consul's build (CPU) overlaps with the downloads of the others (pip, Go modules, npm,
-# Maven) and with Hydra's single-threaded cgo compile of SQLite.
+# Consul's build (CPU-bound, the longest) overlaps with the downloads of the others (pip,
+# Go modules, npm, Maven); the other builds run niced, so they take the cores Consul's
+# build leaves idle (its downloads, its single-threaded link) instead of slowing it down.
 SETUP_JOBS ?= 4
+NICE := nice -n 10
 
 # What each group of targets needs; the areas in mk/*.mk add theirs.
 RUN_TOOLS := $(STAMPS)/python $(STAMPS)/consul $(STAMPS)/hydra $(STAMPS)/grpcurl
@@ -75,12 +77,12 @@ $(STAMPS)/consul: scripts/install-consul.sh
 
 $(STAMPS)/hydra: scripts/install-hydra.sh
 	@mkdir -p $(STAMPS)
-	@$(STEP) hydra bash scripts/install-hydra.sh
+	@$(STEP) hydra $(NICE) bash scripts/install-hydra.sh
 	@touch $@
 
 $(STAMPS)/grpcurl $(STAMPS)/ghz: scripts/install-go-tools.sh
 	@mkdir -p $(STAMPS)
-	@$(STEP) $(@F) bash scripts/install-go-tools.sh $(@F)
+	@$(STEP) $(@F) $(NICE) bash scripts/install-go-tools.sh $(@F)
 	@touch $@
 
 gen: $(STAMPS)/python

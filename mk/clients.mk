@@ -23,7 +23,7 @@ help-clients:
 $(STAMPS)/clients-tools: scripts/install-client-tools.sh clients/node/package-lock.json \
 		clients/go/go.mod clients/java/pom.xml
 	@mkdir -p $(STAMPS)
-	@$(STEP) client-tools bash scripts/install-client-tools.sh
+	@$(STEP) client-tools $(NICE) bash scripts/install-client-tools.sh
 	@touch $@
 
 clients:
