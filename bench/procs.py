@@ -3,17 +3,13 @@ from /proc (CPU seconds, peak RSS) so that the figures are the server's own."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, ClassVar
 
-from devstack.services import _die_with_parent
+from devstack.process import ReadyLineProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -42,42 +38,17 @@ def python_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @dataclass
-class Child:
-    """A child process that printed a ``<MARKER> {json}`` line when ready."""
+class Child(ReadyLineProcess):
+    """A child process that prints a ``<MARKER> {json}`` line when ready (devstack's kind
+    of process, measured here)."""
 
-    name: str
-    process: subprocess.Popen[str]
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def address(self) -> str:
-        return f"{self.info.get('address', '127.0.0.1')}:{self.info['port']}"
+    ready_timeout: ClassVar[float] = 60.0
 
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
 
     def peak_rss_mib(self) -> float:
         return peak_rss_mib(self.pid)
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (a mesh server deregisters from Consul), then SIGKILL if it lingers."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, no deregistration."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
 
 def spawn_python(
@@ -91,56 +62,31 @@ def spawn_python(
 ) -> Child:
     """``python <args>`` in its own session, killed if this process dies; waits for
     ``marker`` at the start of a stdout line and parses the JSON after it. The rest of its
-    output (and all of stderr) goes to ``log``."""
-    return wait_ready(start_python(name, args, log=log, env=env), marker, log, timeout)
+    output goes to ``log`` (stderr directly)."""
+    return start_python(name, args, marker=marker, log=log, env=env).wait_ready(timeout)
 
 
 def start_python(
-    name: str, args: list[str], *, log: IO[str], env: dict[str, str] | None = None
+    name: str,
+    args: list[str],
+    *,
+    marker: str,
+    log: IO[str],
+    env: dict[str, str] | None = None,
 ) -> Child:
     """Start ``python <args>`` (see spawn_python) without waiting for it."""
-    proc = subprocess.Popen(
-        [sys.executable, *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-        text=True,
+    child = Child(
+        name,
+        argv=[sys.executable, *args],
         env=python_env(env),
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
+        cwd=ROOT,
+        marker=marker,
+        log=log,
+        merge_stderr=False,
     )
-    return Child(name, proc)
+    return child.launch()
 
 
-def wait_ready(child: Child, marker: str, log: IO[str], timeout: float = 60.0) -> Child:
+def wait_ready(child: Child, timeout: float | None = None) -> Child:
     """Wait for ``child``'s ready line; kill it if it ends or times out first."""
-    proc = child.process
-    assert proc.stdout is not None
-    watchdog = threading.Timer(timeout, proc.kill)
-    watchdog.start()
-    seen: list[str] = []
-    try:
-        for line in proc.stdout:
-            if line.startswith(marker):
-                child.info = json.loads(line[len(marker) :])
-                _drain(proc.stdout, log, child.name)
-                return child
-            seen.append(line)
-    finally:
-        watchdog.cancel()
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(f"{child.name} did not become ready; it printed:\n" + "".join(seen[-30:]))
-
-
-def _drain(stream: IO[str], log: IO[str], name: str) -> None:
-    """Copy a child's remaining stdout to the log from a daemon thread (a full pipe would
-    block the child)."""
-
-    def pump() -> None:
-        for line in stream:
-            log.write(f"[{name}] {line}")
-        log.flush()
-
-    threading.Thread(target=pump, daemon=True).start()
+    return child.wait_ready(timeout)

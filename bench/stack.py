@@ -4,20 +4,16 @@ it, certificates for the load generators, and every child process, stopped at th
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO
 
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 
 from bench.procs import Child, start_python, wait_ready
-from devstack.consul import ConsulAgent
-from devstack.intentions import apply_intentions
-from devstack.nats import NatsServer
-from meshkit.security.certificates import issue_leaf, load_or_create_ca, service_dns_names
+from devstack.stack import Stack as DevStack
+from meshkit.security.certificates import issue_leaf, service_dns_names
 from meshkit.security.identity import SpiffeId
 from shop.inventory.v1 import inventory_pb2
 
@@ -25,48 +21,18 @@ INVENTORY_SERVICE = "shop.inventory.v1.InventoryService"
 GET_STOCK = f"{INVENTORY_SERVICE}/GetStock"
 
 
-class Stack:
-    """Consul, NATS and the processes of a run, in a temporary state directory."""
+class Stack(DevStack):
+    """devstack's Stack in a temporary state directory (removed at the end unless kept),
+    NATS only when a section asks for it, and the bench's own processes."""
 
     def __init__(self, keep: bool = False) -> None:
-        self.state = Path(tempfile.mkdtemp(prefix="meshkit-bench-"))
+        state = Path(tempfile.mkdtemp(prefix="meshkit-bench-"))
+        super().__init__(state, nats=False, log_dir=state)
         self.keep = keep
-        self.ca = load_or_create_ca(self.state / "ca")
-        self.log: IO[str] = open(self.state / "processes.log", "a")  # noqa: SIM115
-        self.consul: ConsulAgent | None = None
-        self.nats: NatsServer | None = None
-        self.children: list[Child] = []
-        self.trust_domain = ""
+
+    log_name = "processes.log"  # what every process of the run prints
 
     # --- infrastructure ---------------------------------------------------------------
-
-    def start_consul(self) -> ConsulAgent:
-        from meshkit.security.certificates import consul_ca_config
-
-        agent = ConsulAgent(
-            extra_config=consul_ca_config(self.ca), log_path=self.state / "consul.log"
-        )
-        self.consul = agent.start()
-        apply_intentions(agent)
-        roots = agent.get("/v1/agent/connect/ca/roots")
-        self.trust_domain = str(roots["TrustDomain"])  # type: ignore[index]
-        return agent
-
-    def start_nats(self) -> NatsServer:
-        if self.nats is None:
-            self.nats = NatsServer(
-                store_dir=self.state / "nats", log_path=self.state / "nats.log"
-            ).start()
-        return self.nats
-
-    @property
-    def consul_addr(self) -> str:
-        assert self.consul is not None
-        return self.consul.http_addr
-
-    @property
-    def nats_url(self) -> str:
-        return self.nats.url if self.nats else "nats://127.0.0.1:1"
 
     def certs(self, name: str) -> Path:
         """key.pem, cert.pem and ca.pem of a leaf for ``name`` (a client or a bare server)."""
@@ -120,10 +86,9 @@ class Stack:
                 marker = "MESH_READY "
                 args += ["--name", name, *(["--relay"] if relay else []), "--"]
                 args += self.mesh_flags()
-            child = start_python(f"{mode}:{name}", args, log=self.log)
-            self.children.append(child)
-            started.append((child, marker))
-        return [wait_ready(child, marker, self.log) for child, marker in started]
+            child = start_python(f"{mode}:{name}", args, marker=marker, log=self.log)
+            started.append(self.adopt(child))
+        return [wait_ready(child) for child in started]
 
     def mesh_flags(self) -> list[str]:
         return [
@@ -140,36 +105,14 @@ class Stack:
         started = []
         for name in names:
             child = start_python(
-                name, ["-m", f"services.{name}", *self.mesh_flags()], log=self.log,
-                env=env.get(name),
+                name, ["-m", f"services.{name}", *self.mesh_flags()], marker="MESH_READY ",
+                log=self.log, env=env.get(name),
             )  # fmt: skip
-            self.children.append(child)
-            started.append(child)
-        return [wait_ready(child, "MESH_READY ", self.log) for child in started]
-
-    def stop(self, child: Child) -> None:
-        child.stop()
-        with contextlib.suppress(ValueError):
-            self.children.remove(child)
+            started.append(self.adopt(child))
+        return [wait_ready(child) for child in started]
 
     def close(self) -> None:
         """Everything started, stopped (reverse order); the state removed unless kept."""
-        for child in reversed(self.children):
-            with contextlib.suppress(Exception):
-                child.stop()
-        self.children.clear()
-        if self.nats is not None:
-            self.nats.stop()
-            self.nats = None
-        if self.consul is not None:
-            self.consul.stop()
-            self.consul = None
-        self.log.close()
+        super().close()
         if not self.keep:
             shutil.rmtree(self.state, ignore_errors=True)
-
-    def __enter__(self) -> Stack:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

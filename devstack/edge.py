@@ -44,11 +44,17 @@ class Edge:
         self.client_file.unlink(missing_ok=True)  # its issuer (in memory) is gone
 
 
-def start_hydra(state: Path, free_ports: bool) -> tuple[Hydra, OAuthClient]:
+def start_hydra(
+    state: Path, free_ports: bool, log_dir: Path | None = None
+) -> tuple[Hydra, OAuthClient]:
     public, admin = (0, 0) if free_ports else HYDRA_PORTS
-    hydra = Hydra(public, admin, log_path=state / "logs" / "hydra.log").start()
-    client = hydra.create_client(SCOPES, (AUDIENCE,), name="meshkit-shop-demo")
-    write_client(state, hydra.issuer, client)
+    hydra = Hydra(public, admin, log_path=(log_dir or state / "logs") / "hydra.log").start()
+    try:
+        client = hydra.create_client(SCOPES, (AUDIENCE,), name="meshkit-shop-demo")
+        write_client(state, hydra.issuer, client)
+    except BaseException:
+        hydra.stop()
+        raise
     return hydra, client
 
 
@@ -59,10 +65,10 @@ def start_edge(
     free_ports: bool,
     log: IO[str] | None = None,
     gateway_args: list[str] | None = None,
+    log_dir: Path | None = None,
 ) -> Edge:
     """Hydra with a registered client, then the gateway; stop both with ``Edge.stop``."""
-    (state / "logs").mkdir(parents=True, exist_ok=True)
-    hydra, client = start_hydra(state, free_ports)
+    hydra, client = start_hydra(state, free_ports, log_dir)
     try:
         gateway = start_service(
             "gateway",
@@ -80,7 +86,7 @@ def start_edge(
             ],
             log=log,
         )
-    except Exception:
+    except BaseException:
         hydra.stop()
         raise
     return Edge(hydra, client, gateway, client_file(state))

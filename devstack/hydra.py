@@ -13,17 +13,14 @@ import base64
 import json
 import os
 import secrets
-import signal
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from devstack.ports import free_ports
+from devstack.process import ChildProcess
 from devstack.tools import hydra_binary
 
 # The key set Hydra signs JWT access tokens with.
@@ -39,13 +36,13 @@ class OAuthClient:
 
 
 @dataclass
-class Hydra:
+class Hydra(ChildProcess):
     """``hydra serve all --dev`` on 127.0.0.1; fixed ports or free ones (0)."""
+
+    name: ClassVar[str] = "hydra"
 
     public_port: int = 0
     admin_port: int = 0
-    log_path: Path | None = None
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def issuer(self) -> str:
@@ -55,10 +52,13 @@ class Hydra:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def start(self, timeout: float = 30.0) -> Hydra:
+    def command(self) -> list[str]:
         if not self.public_port or not self.admin_port:
             self.public_port, self.admin_port = free_ports(2)
-        env = {
+        return [hydra_binary(), "serve", "all", "--dev"]
+
+    def environment(self) -> dict[str, str]:
+        return {
             **os.environ,
             "DSN": "memory",
             "STRATEGIES_ACCESS_TOKEN": "jwt",
@@ -72,36 +72,11 @@ class Hydra:
             # No telemetry calls out of the machine.
             "SQA_OPT_OUT": "true",
         }
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [hydra_binary(), "serve", "all", "--dev"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"hydra exited with {self.process.returncode}")
-            try:
-                self._get(f"{self.admin_url}/health/ready")
-                self._get(f"{self.issuer}/.well-known/openid-configuration")
-                return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"hydra on {self.issuer} not ready after {timeout}s")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    def is_ready(self) -> bool:
+        self._get(f"{self.admin_url}/health/ready")
+        self._get(f"{self.issuer}/.well-known/openid-configuration")
+        return True
 
     def create_client(
         self,

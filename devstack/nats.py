@@ -6,18 +6,17 @@ dependency; Debian's package is years older), installed into the venv.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from devstack.ports import free_ports
+from devstack.process import ChildProcess
 
 
 def nats_server_binary() -> str:
@@ -25,25 +24,26 @@ def nats_server_binary() -> str:
 
 
 @dataclass
-class NatsServer:
+class NatsServer(ChildProcess):
     """``nats-server -js`` on 127.0.0.1; restartable on the same port and store."""
+
+    name: ClassVar[str] = "nats"
+    ready_timeout: ClassVar[float] = 15.0
 
     port: int = 0
     monitor_port: int = 0
     store_dir: Path | None = None
-    log_path: Path | None = None
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 15.0) -> NatsServer:
+    def command(self) -> list[str]:
         if not self.port or not self.monitor_port:
             self.port, self.monitor_port = free_ports(2)
         if self.store_dir is None:
             self.store_dir = Path(tempfile.mkdtemp(prefix="meshkit-nats-"))
-        cmd = [
+        return [
             nats_server_binary(),
             "-a", "127.0.0.1",
             "-p", str(self.port),
@@ -51,35 +51,14 @@ class NatsServer:
             "-js",
             "-sd", str(self.store_dir),
         ]  # fmt: skip
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {self.process.returncode}")
-            try:
-                with urllib.request.urlopen(url, timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"nats-server on {self.url} not ready after {timeout}s")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        # Wait until the port is free again, so a restart can bind it.
+    def is_ready(self) -> bool:
+        url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+
+    def cleanup(self) -> None:
+        """Wait until the port is free again, so that a restart can bind it."""
         for _ in range(100):
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) != 0:

@@ -19,17 +19,9 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack.consul import ConsulAgent
-from devstack.edge import Edge, start_edge
-from devstack.intentions import apply_intentions
-from devstack.nats import NatsServer
-from devstack.services import ServiceProcess, start_service
+from devstack.stack import DOMAIN_SERVICES, Stack
 from devstack.tools import ROOT
-from meshkit.security.certificates import consul_ca_config, load_or_create_ca
 from meshkit.tools.certs import main as mesh_cli
-
-# Order last: it calls inventory (discovery would cope either way).
-PORTS = {"inventory": 50052, "payment": 50053, "shipping": 50054, "order": 50051}
 
 
 def main() -> None:
@@ -41,52 +33,24 @@ def main() -> None:
     )
     a = p.parse_args()
     state: Path = a.state_dir
-    (state / "logs").mkdir(parents=True, exist_ok=True)
-    ca = load_or_create_ca(state / "ca")
     traces = state / "traces.db"
     for stale in (traces, traces.with_name("traces.db-wal"), traces.with_name("traces.db-shm")):
         stale.unlink(missing_ok=True)  # the local trace sink holds this run's traces only
 
-    consul = ConsulAgent(
-        use_free_ports=a.free_ports,
-        extra_config=consul_ca_config(ca),
-        log_path=state / "logs" / "consul.log",
-    )
-    nats = NatsServer(
-        port=0 if a.free_ports else 4222,
-        monitor_port=0 if a.free_ports else 8222,
-        store_dir=state / "nats",
-        log_path=state / "logs" / "nats.log",
-    )
+    stack = Stack(state, fixed_ports=not a.free_ports, insecure=a.insecure)
     print("starting Consul (dev agent) and NATS (JetStream) ...", flush=True)
-    consul.start()
-    running: list[ServiceProcess] = []
-    edge: Edge | None = None
     try:
-        nats.start()
-        print("intentions:", ", ".join(apply_intentions(consul)))
+        stack.start()
+        assert stack.consul is not None and stack.nats is not None
+        consul, nats = stack.consul, stack.nats
+        print("intentions:", ", ".join(stack.intentions))
         mesh_cli(
             ["--state-dir", str(state), "certs", "issue", "operator", "--consul", consul.http_addr]
         )
-        log = open(state / "logs" / "services.log", "a")  # noqa: SIM115 (open for the run)
-        for name, port in PORTS.items():
-            args = ["--port", "0" if a.free_ports else str(port)]
-            args += ["--insecure"] if a.insecure else []
-            running.append(
-                start_service(
-                    name,
-                    consul_http_addr=consul.http_addr,
-                    nats_url=nats.url,
-                    state_dir=state,
-                    args=args,
-                    log=log,
-                )
-            )
-        for s in running:
-            consul.wait_passing(s.name)
+        running = list(stack.start_services(DOMAIN_SERVICES).values())
         print("starting Ory Hydra (OAuth2) and the API gateway ...", flush=True)
-        edge = start_edge(state, consul, nats, a.free_ports, log)
-        print(f"\nmeshkit-shop is up (logs in {state / 'logs'}):")
+        edge = stack.start_edge()
+        print(f"\nmeshkit-shop is up (logs in {stack.log_dir}):")
         print(f"  {'consul':<10} http://{consul.http_addr}  (UI at /ui)")
         print(f"  {'nats':<10} {nats.url}  (JetStream, monitoring on :{nats.monitor_port})")
         for s in running:
@@ -115,18 +79,13 @@ def main() -> None:
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         while not stop.wait(1.0):
-            for s in [*running, *([edge.gateway] if edge else [])]:
-                if s.process.poll() is not None:
-                    print(f"{s.name} exited with {s.process.returncode}; see .state/logs/")
+            for s in [*running, edge.gateway]:
+                if not s.running:
+                    print(f"{s.name} exited with {s.process.returncode}; see {stack.log_dir}/")
                     stop.set()
     finally:
         print("\nstopping ...", flush=True)
-        if edge is not None:
-            edge.stop()
-        for s in reversed(running):
-            s.stop()
-        nats.stop()
-        consul.stop()
+        stack.close()
         print("stopped.")
 
 

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import signal
-import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, ClassVar
+
+from devstack.consul import ConsulAgent
+from devstack.nats import NatsServer
+from devstack.process import ReadyLineProcess
+from devstack.process import die_with_parent as _die_with_parent  # noqa: F401 (bench imports it)
 
 READY = "MESH_READY "
-_PR_SET_PDEATHSIG = 1
+NO_NATS = "nats://127.0.0.1:1"  # no broker: a port nothing listens on (fine for a client)
 
 # What devstack's processes run with besides the caller's environment (overridable).
 DEV_ENV = {
@@ -24,52 +23,49 @@ DEV_ENV = {
 }
 
 
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the launcher dies, so no instance outlives a test run."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
-class ServiceProcess:
-    """One running instance; ``info`` is what it printed on its MESH_READY line."""
+class ServiceProcess(ReadyLineProcess):
+    """One running instance; ``info`` is what it printed on its MESH_READY line. ``stop``
+    is graceful (SIGTERM: it deregisters and drains), ``kill`` a crash."""
 
-    name: str
-    process: subprocess.Popen[str]
-    info: dict[str, Any] = field(default_factory=dict)
-    log_path: Path | None = None
+    stop_timeout: ClassVar[float] = 15.0
 
-    @property
-    def port(self) -> int:
-        return int(self.info["port"])
-
-    @property
-    def address(self) -> str:
-        return f"{self.info['address']}:{self.port}"
-
-    def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM (graceful: deregister, drain), then SIGKILL if it does not exit in time."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, no deregistration."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+    def log_prefix(self) -> str:
+        return str(self.info.get("instance_id", self.name))
 
 
-def _pump(stream: IO[str], sink: IO[str] | None, prefix: str) -> None:
-    for line in stream:
-        if sink is not None:
-            sink.write(prefix + line)
-            sink.flush()
+def service_process(
+    name: str,
+    *,
+    consul_http_addr: str,
+    nats_url: str,
+    state_dir: Path,
+    args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    log: IO[str] | None = None,
+    module: str | None = None,
+) -> ServiceProcess:
+    """An instance of ``services.<name>`` (or ``module``, which serves ``name`` its own way,
+    as a test's fault wrapper does), not started yet."""
+    return ServiceProcess(
+        name,
+        argv=[
+            sys.executable,
+            "-m",
+            module or f"services.{name}",
+            "--consul",
+            consul_http_addr,
+            "--nats",
+            nats_url,
+            "--state-dir",
+            str(state_dir),
+            *(args or []),
+        ],
+        # Development profile: every trace recorded, so every order can be followed.
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **DEV_ENV, **(env or {})},
+        marker=READY,
+        log=log,
+    )
 
 
 def start_service(
@@ -84,46 +80,75 @@ def start_service(
     timeout: float = 30.0,
     module: str | None = None,
 ) -> ServiceProcess:
-    """Start ``services.<name>`` (or ``module``, which serves ``name`` its own way, as a
-    test's fault wrapper does) and wait for its MESH_READY line."""
-    cmd = [
-        sys.executable,
-        "-m",
-        module or f"services.{name}",
-        "--consul",
-        consul_http_addr,
-        "--nats",
-        nats_url,
-        "--state-dir",
-        str(state_dir),
-        *(args or []),
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        # Development profile: every trace recorded, so every order can be followed.
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **DEV_ENV, **(env or {})},
-        start_new_session=True,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    """Start ``services.<name>`` (or ``module``) and wait for its MESH_READY line."""
+    proc = service_process(
+        name,
+        consul_http_addr=consul_http_addr,
+        nats_url=nats_url,
+        state_dir=state_dir,
+        args=args,
+        env=env,
+        log=log,
+        module=module,
     )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith(READY):
-            info = json.loads(line[len(READY) :])
-            threading.Thread(
-                target=_pump, args=(proc.stdout, log, f"[{info['instance_id']}] "), daemon=True
-            ).start()
-            return ServiceProcess(name, proc, info)
-        seen.append(line)
-        if log is not None:
-            log.write(f"[{name}] {line}")
-    proc.kill()
-    proc.wait()
-    raise RuntimeError(f"{name} did not become ready; it printed:\n" + "".join(seen[-40:]))
+    return proc.start(timeout)
+
+
+class Launcher:
+    """Starts service processes against one Consul and one NATS (their output in
+    ``services.log``, by default in the state directory); ``stop_all`` stops them all."""
+
+    def __init__(
+        self,
+        consul: ConsulAgent,
+        nats: NatsServer | None,
+        state_dir: Path,
+        log: IO[str] | None = None,
+    ) -> None:
+        self.consul = consul
+        self.nats = nats
+        self.state_dir = state_dir
+        self.started: list[ServiceProcess] = []
+        self._own_log = log is None
+        self.log = open(state_dir / "services.log", "a") if log is None else log  # noqa: SIM115
+
+    @property
+    def nats_url(self) -> str:
+        return self.nats.url if self.nats is not None else NO_NATS
+
+    def launch(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        module: str | None = None,
+    ) -> ServiceProcess:
+        """Start an instance without waiting for it (``proc.wait_ready()`` does)."""
+        proc = service_process(
+            name,
+            consul_http_addr=self.consul.http_addr,
+            nats_url=self.nats_url,
+            state_dir=self.state_dir,
+            args=list(args),
+            env=env,
+            log=self.log,
+            module=module,
+        )
+        self.started.append(proc)
+        return proc.launch()
+
+    def start(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        module: str | None = None,
+    ) -> ServiceProcess:
+        """Start an instance and wait for its MESH_READY line."""
+        return self.launch(name, *args, env=env, module=module).wait_ready()
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            proc.stop()
+        if self._own_log:
+            self.log.close()

@@ -1,7 +1,14 @@
-"""Shared fixtures: real components on free loopback ports, started once per session."""
+"""Shared fixtures: real components on free loopback ports, started by devstack's Stack.
+
+One stack for the session (``session_stack``: Consul, NATS and the services, started as
+fixtures ask for them), and factories of stacks of a test's or a module's own
+(``own_stack``, ``module_stack``) for tests that need a clean sink or log, or that stop
+or kill the infrastructure.
+"""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -9,17 +16,25 @@ from pathlib import Path
 import pytest
 
 from devstack.consul import ConsulAgent
-from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer
-from devstack.services import ServiceProcess, start_service
-from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+from devstack.services import Launcher, ServiceProcess
+from devstack.stack import DOMAIN_SERVICES, Stack, mesh_config, start_consul
 from meshkit.mesh import Mesh, open_mesh
-from meshkit.security.certificates import consul_ca_config, load_or_create_ca
+from meshkit.security.certificates import load_or_create_ca
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
-DOMAIN_SERVICES = ("inventory", "payment", "shipping", "order")
+__all__ = [
+    "BIN",
+    "DOMAIN_SERVICES",
+    "ROOT",
+    "Launcher",
+    "StackFactory",
+    "mesh_config",
+    "start_consul",
+    "wait_passing",
+]
 
 
 @pytest.fixture(scope="session")
@@ -30,98 +45,90 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return state
 
 
-def start_consul(state_dir: Path, log: Path) -> ConsulAgent:
-    """A Consul dev agent whose Connect CA root is the mesh CA, intentions applied."""
-    agent = ConsulAgent(
-        extra_config=consul_ca_config(load_or_create_ca(state_dir / "ca")), log_path=log
-    ).start()
-    apply_intentions(agent)
-    return agent
+@pytest.fixture(scope="session")
+def session_stack(state_dir: Path) -> Iterator[Stack]:
+    """The session's stack, its logs in the state directory; stopped at the end."""
+    stack = Stack(state_dir, log_dir=state_dir)
+    yield stack
+    stack.close()
 
 
 @pytest.fixture(scope="session")
-def nats_server(state_dir: Path) -> Iterator[NatsServer]:
+def nats_server(session_stack: Stack) -> NatsServer:
     """A real NATS server with JetStream for the whole session."""
-    server = NatsServer(store_dir=state_dir / "nats", log_path=state_dir / "nats.log").start()
-    yield server
-    server.stop()
+    return session_stack.start_nats()
 
 
 @pytest.fixture(scope="session")
-def consul(state_dir: Path) -> Iterator[ConsulAgent]:
+def consul(session_stack: Stack) -> ConsulAgent:
     """A real Consul dev agent (Connect on, the mesh CA as its root) for the whole session."""
-    agent = start_consul(state_dir, state_dir / "consul.log")
-    yield agent
-    agent.stop()
+    return session_stack.start_consul()
 
 
 def wait_passing(consul: ConsulAgent, service: str, count: int = 1, timeout: float = 15.0) -> None:
     consul.wait_passing(service, count, timeout)
 
 
-class Launcher:
-    """Starts service processes against one Consul and one NATS; stops them all at teardown."""
-
-    def __init__(self, consul: ConsulAgent, nats: NatsServer, state_dir: Path) -> None:
-        self.consul = consul
-        self.nats = nats
-        self.state_dir = state_dir
-        self.started: list[ServiceProcess] = []
-        self.log = open(state_dir / "services.log", "a")  # noqa: SIM115
-
-    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> ServiceProcess:
-        proc = start_service(
-            name,
-            consul_http_addr=self.consul.http_addr,
-            nats_url=self.nats.url,
-            state_dir=self.state_dir,
-            args=list(args),
-            env=env,
-            log=self.log,
-        )
-        self.started.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.started):
-            proc.stop()
-        self.log.close()
-
-
 @pytest.fixture(scope="session")
 def services(
-    consul: ConsulAgent, nats_server: NatsServer, state_dir: Path
-) -> Iterator[dict[str, ServiceProcess]]:
+    session_stack: Stack, consul: ConsulAgent, nats_server: NatsServer
+) -> dict[str, ServiceProcess]:
     """One instance of every domain service, healthy in Consul."""
-    launcher = Launcher(consul, nats_server, state_dir)
-    try:
-        procs = {name: launcher.start(name) for name in DOMAIN_SERVICES}
-        for name in DOMAIN_SERVICES:
-            wait_passing(consul, name)
-        yield procs
-    finally:
-        launcher.stop_all()
+    return session_stack.start_services(DOMAIN_SERVICES)
 
 
 @pytest.fixture(scope="session")
-def launcher(consul: ConsulAgent, nats_server: NatsServer, state_dir: Path) -> Iterator[Launcher]:
+def launcher(session_stack: Stack, consul: ConsulAgent, nats_server: NatsServer) -> Launcher:
     """For tests that start extra instances (stopped at the end of the session)."""
-    launch = Launcher(consul, nats_server, state_dir)
-    yield launch
-    launch.stop_all()
+    return session_stack.launcher
 
 
-def mesh_config(
-    name: str, consul: ConsulAgent, state_dir: Path, nats: NatsServer | None = None
-) -> MeshConfig:
-    return MeshConfig(
-        name=name,
-        consul_http_addr=consul.http_addr,
-        nats_url=nats.url if nats else "nats://127.0.0.1:4222",
-        state_dir=state_dir,
-        policy=MeshPolicy.load(DEFAULT_MESH_FILE),
-        trace_sample=1.0,  # test clients start every trace, as make run's processes do
-    )
+class StackFactory:
+    """``factory(*services, args=(), nats=True)``: a stack of its own in a fresh state
+    directory (its logs there too), Consul and NATS started, ``services`` passing; every
+    stack made is closed with the factory."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory, label: str) -> None:
+        self.tmp_path_factory = tmp_path_factory
+        self.label = re.sub(r"\W+", "-", label)[:40] or "stack"
+        self.made: list[Stack] = []
+
+    def __call__(
+        self, *services: str, args: tuple[str, ...] = (), nats: bool = True, label: str = ""
+    ) -> Stack:
+        state = self.tmp_path_factory.mktemp(re.sub(r"\W+", "-", label) or self.label)
+        stack = Stack(state, log_dir=state, nats=nats)
+        self.made.append(stack)
+        stack.start()
+        if services:
+            stack.start_services(services, *args)
+        return stack
+
+    def close(self) -> None:
+        for stack in reversed(self.made):
+            stack.close()
+        self.made.clear()
+
+
+@pytest.fixture
+def own_stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[StackFactory]:
+    """Stacks of the test's own, closed when it ends: for tests that stop or kill Consul,
+    NATS or the services."""
+    factory = StackFactory(tmp_path_factory, request.node.name)
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="module")
+def module_stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[StackFactory]:
+    """Stacks of the module's own (for its module-scoped fixtures), closed after its tests."""
+    factory = StackFactory(tmp_path_factory, request.module.__name__.rsplit(".", 1)[-1])
+    yield factory
+    factory.close()
 
 
 @pytest.fixture

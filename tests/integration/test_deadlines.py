@@ -14,63 +14,49 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 
-from devstack.consul import ConsulAgent
-from devstack.nats import NatsServer
+from devstack.stack import Stack
 from meshkit import Mesh, serve
 from meshkit.mesh import open_mesh
-from meshkit.security.certificates import load_or_create_ca
 from meshkit.security.identity import SpiffeId
 from shop.common.v1 import address_pb2, line_item_pb2, money_pb2
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from tests.conftest import Launcher, mesh_config, start_consul, wait_passing
+from tests.conftest import StackFactory
 from tests.integration.direct import leaf_channel
 
 pytestmark = pytest.mark.integration
 
-LOOKUP_DELAY = 3.0
+BUDGET = 2.0  # the caller's deadline, in seconds
+SLOW_DELAY = 8.0  # the stand-in's answer when the caller's budget must run out first
+LOOKUP_DELAY = 3.0  # its answer otherwise: within GetStock's default deadline
+GET_STOCK_DEFAULT = 5.0  # infra/mesh/mesh.toml
 
 
 class SlowInventory(inventory_pb2_grpc.InventoryServiceServicer):
     def __init__(self) -> None:
+        self.delay = LOOKUP_DELAY
         self.time_left: list[float] = []
 
     async def GetStock(self, request, context):  # type: ignore[no-untyped-def]
         self.time_left.append(context.time_remaining())
-        await asyncio.sleep(LOOKUP_DELAY)
+        await asyncio.sleep(self.delay)
         return inventory_pb2.GetStockResponse(
             stock=inventory_pb2.StockLevel(sku=request.sku, available=10)
         )
 
 
 @pytest.fixture(scope="module")
-def own_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    state = tmp_path_factory.mktemp("deadline-state")
-    load_or_create_ca(state / "ca")
-    return state
+def own(module_stack: StackFactory) -> Stack:
+    """Consul and NATS of this module's own: its `inventory` is the slow stand-in."""
+    return module_stack(label="deadline")
 
 
 @pytest.fixture(scope="module")
-def own_nats(own_state: Path) -> Iterator[NatsServer]:
-    server = NatsServer(store_dir=own_state / "nats").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def own_consul(own_state: Path) -> Iterator[ConsulAgent]:
-    agent = start_consul(own_state, own_state / "consul.log")
-    yield agent
-    agent.stop()
-
-
-@pytest.fixture(scope="module")
-def slow_inventory(own_consul: ConsulAgent, own_state: Path) -> Iterator[SlowInventory]:
+def slow_inventory(own: Stack) -> Iterator[SlowInventory]:
     """Served on an event loop of its own thread: the fixtures that start processes block
     the tests' loop for seconds, and Consul's 1s health checks must still pass meanwhile."""
     servicer = SlowInventory()
@@ -80,12 +66,13 @@ def slow_inventory(own_consul: ConsulAgent, own_state: Path) -> Iterator[SlowInv
 
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
-    config = mesh_config("inventory", own_consul, own_state)
     thread = threading.Thread(
-        target=loop.run_until_complete, args=(serve(config, setup, stop),), daemon=True
+        target=loop.run_until_complete,
+        args=(serve(own.mesh_config("inventory"), setup, stop),),
+        daemon=True,
     )
     thread.start()
-    wait_passing(own_consul, "inventory")
+    own.wait_passing("inventory")
     yield servicer
     loop.call_soon_threadsafe(stop.set)
     thread.join(timeout=30)
@@ -93,19 +80,15 @@ def slow_inventory(own_consul: ConsulAgent, own_state: Path) -> Iterator[SlowInv
 
 
 @pytest.fixture(scope="module")
-def order(
-    own_consul: ConsulAgent, own_nats: NatsServer, own_state: Path, slow_inventory: SlowInventory
-) -> Iterator[str]:
-    launcher = Launcher(own_consul, own_nats, own_state)
-    proc = launcher.start("order")
-    wait_passing(own_consul, "order")
+def order(own: Stack, slow_inventory: SlowInventory) -> Iterator[str]:
+    proc = own.start_service("order")  # ready and passing in Consul
     yield proc.address
-    launcher.stop_all()
+    own.launcher.stop_all()  # before the stand-in goes
 
 
 @pytest.fixture
-async def client(own_consul: ConsulAgent, own_state: Path, order: str) -> AsyncIterator[Mesh]:
-    mesh, _ = await open_mesh(mesh_config("operator", own_consul, own_state))
+async def client(own: Stack, order: str) -> AsyncIterator[Mesh]:
+    mesh, _ = await open_mesh(own.mesh_config("operator"))
     yield mesh
     await mesh.close()
 
@@ -129,20 +112,38 @@ def place_order_request() -> order_pb2.PlaceOrderRequest:
     )  # fmt: skip
 
 
+async def calls_seen(inventory: SlowInventory, more_than: int, timeout: float = 10.0) -> int:
+    """How many calls the stand-in has seen, once it has seen more than ``more_than``
+    (a call that just missed its deadline may still be on its way to it)."""
+    deadline = time.monotonic() + timeout
+    # Polled: the stand-in runs on another thread's event loop.
+    while len(inventory.time_left) <= more_than and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    return len(inventory.time_left)
+
+
 async def test_a_slow_downstream_fails_the_call_within_its_budget_and_sees_less_time(
     client: Mesh, slow_inventory: SlowInventory
 ) -> None:
     stub = client.stub(order_pb2_grpc.OrderServiceStub, "order")
     await client.discovery.ready()
-    start = time.monotonic()
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.PlaceOrder(place_order_request(), timeout=1.0)
-    took = time.monotonic() - start
+    calls_before = len(slow_inventory.time_left)
+    slow_inventory.delay = SLOW_DELAY  # far beyond the caller's budget
+    try:
+        start = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.PlaceOrder(place_order_request(), timeout=BUDGET)
+        took = time.monotonic() - start
+    finally:
+        slow_inventory.delay = LOOKUP_DELAY
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, err.value.details()
-    assert took < 1.5, f"the call took {took:.2f}s with a 1s budget"
-    # The order service passed on what was left of the 1s, not its own 10s default.
-    assert slow_inventory.time_left, "the order service never reached inventory"
-    assert 0.5 < slow_inventory.time_left[-1] < 1.0, slow_inventory.time_left
+    # Failed at the caller's deadline: not when the slow step answered, nor at a default.
+    assert took < SLOW_DELAY, f"the call took {took:.2f}s with a {BUDGET}s budget"
+    # The order service passed on what was left of the caller's budget: never more (not
+    # its own 10s default, nor GetStock's 5s), and something was left when it called.
+    seen = await calls_seen(slow_inventory, calls_before)
+    assert seen == calls_before + 1, "the order service never reached inventory"
+    assert 0 < slow_inventory.time_left[-1] <= BUDGET, slow_inventory.time_left
 
 
 async def test_without_a_caller_deadline_the_method_default_bounds_the_hops(
@@ -155,20 +156,17 @@ async def test_without_a_caller_deadline_the_method_default_bounds_the_hops(
     await client.discovery.ready()
     calls_before = len(slow_inventory.time_left)
     await stub.PlaceOrder(place_order_request())  # answers once the slow step returns
-    assert len(slow_inventory.time_left) == calls_before + 1
-    assert 4 < slow_inventory.time_left[-1] <= 5.05, slow_inventory.time_left  # clock jitter
+    assert await calls_seen(slow_inventory, calls_before) == calls_before + 1
+    # More than the slow step took (the call went through), at most GetStock's cap.
+    left = slow_inventory.time_left[-1]
+    assert LOOKUP_DELAY < left <= GET_STOCK_DEFAULT + 0.05, slow_inventory.time_left  # jitter
 
 
 @pytest.fixture
-async def raw_channel(
-    own_consul: ConsulAgent, own_state: Path, order: str
-) -> AsyncIterator[grpc.aio.Channel]:
+async def raw_channel(own: Stack, order: str) -> AsyncIterator[grpc.aio.Channel]:
     """A channel with the operator's certificate and none of the mesh's client interceptors."""
-    ca = load_or_create_ca(own_state / "ca")
-    trust_domain = str(own_consul.get("/v1/agent/connect/ca/roots")["TrustDomain"])  # type: ignore[index]
-    async with leaf_channel(
-        order, ca, ca.cert_pem, SpiffeId(trust_domain, "operator"), "order"
-    ) as ch:
+    operator = SpiffeId(own.trust_domain, "operator")
+    async with leaf_channel(order, own.ca, own.ca.cert_pem, operator, "order") as ch:
         yield ch
 
 

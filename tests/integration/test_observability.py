@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -27,18 +27,15 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.consul import ConsulAgent
-from devstack.nats import NatsServer
-from devstack.services import ServiceProcess
+from devstack.stack import Stack
 from meshkit import Mesh
 from meshkit.mesh import open_mesh
-from meshkit.security.certificates import load_or_create_ca
 from meshkit.telemetry import tracing as telemetry
 from meshkit.telemetry.trace_sink import SpanRecord, read_traces
 from meshkit.tools.trace import render_trace
 from shop.common.v1 import address_pb2, line_item_pb2, money_pb2
 from shop.order.v1 import order_pb2, order_pb2_grpc
-from tests.conftest import DOMAIN_SERVICES, Launcher, mesh_config, start_consul, wait_passing
+from tests.conftest import DOMAIN_SERVICES, StackFactory
 
 pytestmark = pytest.mark.integration
 
@@ -47,45 +44,14 @@ GET_STOCK = "/shop.inventory.v1.InventoryService/GetStock"
 
 
 @pytest.fixture(scope="module")
-def own_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    state = tmp_path_factory.mktemp("observability-state")
-    load_or_create_ca(state / "ca")
-    return state
+def own(module_stack: StackFactory) -> Stack:
+    """Consul, NATS and the four services (JSON logs), this module's alone."""
+    return module_stack(*DOMAIN_SERVICES, args=("--log-json",), label="observability")
 
 
 @pytest.fixture(scope="module")
-def own_nats(own_state: Path) -> Iterator[NatsServer]:
-    server = NatsServer(store_dir=own_state / "nats").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def own_consul(own_state: Path) -> Iterator[ConsulAgent]:
-    agent = start_consul(own_state, own_state / "consul.log")
-    yield agent
-    agent.stop()
-
-
-@pytest.fixture(scope="module")
-def stack(
-    own_consul: ConsulAgent, own_nats: NatsServer, own_state: Path
-) -> Iterator[dict[str, ServiceProcess]]:
-    launcher = Launcher(own_consul, own_nats, own_state)
-    try:
-        procs = {name: launcher.start(name, "--log-json") for name in DOMAIN_SERVICES}
-        for name in DOMAIN_SERVICES:
-            wait_passing(own_consul, name)
-        yield procs
-    finally:
-        launcher.stop_all()
-
-
-@pytest.fixture(scope="module")
-async def client(
-    own_consul: ConsulAgent, own_nats: NatsServer, own_state: Path, stack: object
-) -> AsyncIterator[Mesh]:
-    mesh, _ = await open_mesh(mesh_config("operator", own_consul, own_state, own_nats))
+async def client(own: Stack) -> AsyncIterator[Mesh]:
+    mesh, _ = await open_mesh(own.mesh_config("operator"))
     mesh.stub(order_pb2_grpc.OrderServiceStub, "order")  # watched from now on
     await mesh.discovery.ready()
     yield mesh
@@ -136,28 +102,49 @@ def parent_of(spans: list[SpanRecord], child: SpanRecord) -> SpanRecord:
     return parents[0]
 
 
-async def order_trace(sink: Path, order_id: str, complete: set[tuple[str, str]]) -> list:
-    """The order's spans once every (service, name) of ``complete`` is in the sink."""
-    deadline = time.monotonic() + 15
+async def order_trace(
+    sink: Path, order_id: str, complete: set[tuple[str, str]], services: int = 0
+) -> list:
+    """The order's spans once every (service, name) of ``complete`` is in the sink, from at
+    least ``services`` services (each process exports its spans in batches of its own, so
+    a loaded machine may write the last ones a while after the order is settled)."""
+    deadline = time.monotonic() + 30
     while True:
         traces = await asyncio.to_thread(read_traces, sink, order_id)
         seen = {(s.service, s.name) for spans in traces.values() for s in spans}
-        if complete <= seen or time.monotonic() > deadline:
+        enough = len({service for service, _ in seen}) >= services
+        if (complete <= seen and enough) or time.monotonic() > deadline:
             return list(traces.values())
         await asyncio.sleep(0.2)
 
 
+SAGA = [  # (producer, event, consumers): the saga's chain of events to OrderConfirmed
+    ("inventory", "shop.events.v1.StockReserved", ["order", "payment"]),
+    ("payment", "shop.events.v1.PaymentCaptured", ["order", "shipping"]),
+    ("shipping", "shop.events.v1.ShipmentScheduled", ["order"]),
+    ("order", "shop.events.v1.OrderConfirmed", ["inventory"]),
+]
+PLACED = "shop.events.v1.OrderPlaced"
+# Every span the first test asserts on, by (service, name).
+CONFIRMED_TRACE = {
+    ("operator", PLACE),
+    ("order", PLACE),
+    ("order", GET_STOCK),
+    ("inventory", GET_STOCK),
+    ("order", f"{PLACED} create"),
+    ("order", f"{PLACED} publish"),
+    *((service, f"{PLACED} process") for service in ("inventory", "payment", "shipping")),
+    *((producer, f"{event} create") for producer, event, _ in SAGA),
+    *((c, f"{event} process") for _, event, consumers in SAGA for c in consumers),
+}
+
+
 async def test_one_order_is_one_trace_across_services_calls_and_the_broker(
-    client: Mesh, own_state: Path
+    client: Mesh, own: Stack
 ) -> None:
     order = await place_and_settle(client)
     assert order.status == order_pb2.ORDER_STATUS_CONFIRMED
-    confirmed = "shop.events.v1.OrderConfirmed process"
-    traces = await order_trace(
-        own_state / "traces.db",
-        order.order_id,
-        {("operator", PLACE), ("inventory", confirmed)},
-    )
+    traces = await order_trace(own.state / "traces.db", order.order_id, CONFIRMED_TRACE)
     assert len(traces) == 1, "\n\n".join(render_trace(t) for t in traces)
     spans = traces[0]
     tree = render_trace(spans)
@@ -185,13 +172,7 @@ async def test_one_order_is_one_trace_across_services_calls_and_the_broker(
         assert consumed.parent_id == created.span_id, tree
 
     # The saga's chain of events, hop by hop, to OrderConfirmed (inventory sells the stock).
-    chain = [
-        ("inventory", "shop.events.v1.StockReserved", ["order", "payment"]),
-        ("payment", "shop.events.v1.PaymentCaptured", ["order", "shipping"]),
-        ("shipping", "shop.events.v1.ShipmentScheduled", ["order"]),
-        ("order", "shop.events.v1.OrderConfirmed", ["inventory"]),
-    ]
-    for producer, event, consumers in chain:
+    for producer, event, consumers in SAGA:
         made = span(spans, producer, f"{event} create", "PRODUCER")
         cause = parent_of(spans, made)
         assert cause.kind == "CONSUMER" and cause.service == producer, tree
@@ -208,12 +189,14 @@ async def test_one_order_is_one_trace_across_services_calls_and_the_broker(
         assert f" {service} " in tree
 
 
-async def test_the_trace_command_prints_the_tree(client: Mesh, own_state: Path) -> None:
+async def test_the_trace_command_prints_the_tree(client: Mesh, own: Stack) -> None:
     order = await place_and_settle(client, token="tok_decline")
     assert order.status == order_pb2.ORDER_STATUS_CANCELLED
-    sink = own_state / "traces.db"
+    sink = own.state / "traces.db"
     cancelled = "shop.events.v1.OrderCancelled process"
-    await order_trace(sink, order.order_id, {("inventory", cancelled), ("operator", PLACE)})
+    failed = "shop.events.v1.PaymentFailed process"
+    complete = {("inventory", cancelled), ("operator", PLACE), ("order", failed)}
+    await order_trace(sink, order.order_id, complete, services=5)
     out = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "meshkit.tools.trace", order.order_id, "--db", str(sink)],
@@ -248,13 +231,15 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 
 async def test_metrics_are_discoverable_in_consul_and_move_with_calls(
-    client: Mesh, stack: dict[str, ServiceProcess], own_consul: ConsulAgent
+    client: Mesh, own: Stack
 ) -> None:
+    stack = own.services
+    assert own.consul is not None
     # Every instance announces its metrics endpoint in its Consul service meta.
     for name, proc in stack.items():
         port = proc.info["metrics_port"]
         assert isinstance(port, int) and port > 0, proc.info
-        (entry,) = own_consul.get(f"/v1/catalog/service/{name}")  # type: ignore[misc]
+        (entry,) = own.consul.get(f"/v1/catalog/service/{name}")  # type: ignore[misc]
         assert entry["ServiceMeta"]["metrics_port"] == str(port)
         assert entry["ServiceMeta"]["metrics_path"] == "/metrics"
 
@@ -309,9 +294,7 @@ async def test_metrics_are_discoverable_in_consul_and_move_with_calls(
     assert value(samples, "mesh_server_handled_total", **get_stock, grpc_code="OK") >= 1
 
 
-async def test_the_log_line_of_a_failed_call_carries_its_trace_id(
-    client: Mesh, own_state: Path
-) -> None:
+async def test_the_log_line_of_a_failed_call_carries_its_trace_id(client: Mesh, own: Stack) -> None:
     stub = client.stub(order_pb2_grpc.OrderServiceStub, "order")
     with client.tracer.get_tracer("test").start_as_current_span("ask for a missing order") as sp:
         trace_id = format(sp.get_span_context().trace_id, "032x")
@@ -319,7 +302,7 @@ async def test_the_log_line_of_a_failed_call_carries_its_trace_id(
             await stub.GetOrder(order_pb2.GetOrderRequest(order_id="o-missing"), timeout=5)
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
-    log = own_state / "services.log"
+    log = own.log_dir / "services.log"
     deadline = time.monotonic() + 10
     lines: list[dict] = []
     while not lines and time.monotonic() < deadline:

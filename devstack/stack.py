@@ -1,0 +1,284 @@
+"""One way to start a stack, for ``make run``, the tests and the benchmarks.
+
+A ``Stack`` lives in a state directory (the mesh CA in ``ca/``, the databases, the logs)
+and starts, on loopback: a Consul dev agent whose Connect CA root is the mesh CA, with
+the intentions of infra/consul/intentions/ applied; a NATS server with JetStream (its
+store in ``nats/``); the services; Ory Hydra and the gateway. Free ports by default,
+``make run``'s fixed ones (the README's) with ``fixed_ports``. As a context manager it
+starts the infrastructure and stops everything it started, in reverse order, at the end::
+
+    with Stack(state) as stack:
+        stack.start_services()               # the four domain services, passing in Consul
+        mesh, _ = await open_mesh(stack.mesh_config("operator"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Self, TypeVar
+
+from devstack.consul import ConsulAgent
+from devstack.edge import Edge, start_edge
+from devstack.intentions import apply_intentions
+from devstack.nats import NatsServer
+from devstack.process import ChildProcess
+from devstack.services import NO_NATS, Launcher, ServiceProcess
+from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+from meshkit.security.certificates import consul_ca_config, load_or_create_ca
+
+# make run's ports (the README's grpcurl calls use them); order last: it calls inventory.
+SERVICE_PORTS = {"inventory": 50052, "payment": 50053, "shipping": 50054, "order": 50051}
+DOMAIN_SERVICES = tuple(SERVICE_PORTS)
+NATS_PORTS = (4222, 8222)  # client, monitoring: the NATS defaults
+
+C = TypeVar("C", bound=ChildProcess)
+
+
+def start_consul(
+    state: Path, log_path: Path | None = None, fixed_ports: bool = False
+) -> ConsulAgent:
+    """A Consul dev agent whose Connect CA root is the mesh CA of ``state``, intentions
+    applied."""
+    return _start_consul(state, log_path, fixed_ports)[0]
+
+
+def _start_consul(
+    state: Path, log_path: Path | None, fixed_ports: bool
+) -> tuple[ConsulAgent, list[str]]:
+    agent = ConsulAgent(
+        use_free_ports=not fixed_ports,
+        extra_config=consul_ca_config(load_or_create_ca(state / "ca")),
+        log_path=log_path,
+    ).start()
+    try:
+        return agent, apply_intentions(agent)
+    except BaseException:
+        agent.stop()
+        raise
+
+
+def mesh_config(
+    name: str, consul: ConsulAgent, state: Path, nats: NatsServer | None = None
+) -> MeshConfig:
+    """The mesh of this process (a client, or a server in a thread) with ``name``'s identity."""
+    return MeshConfig(
+        name=name,
+        consul_http_addr=consul.http_addr,
+        nats_url=nats.url if nats else "nats://127.0.0.1:4222",
+        state_dir=state,
+        policy=MeshPolicy.load(DEFAULT_MESH_FILE),
+        trace_sample=1.0,  # every trace started, as make run's processes do
+    )
+
+
+class Stack:
+    """Consul (the mesh CA, intentions), NATS, the services and the edge of one state dir.
+
+    ``start()`` (or ``with``) starts Consul, and NATS unless ``nats=False``; each
+    ``start_*`` is idempotent for the infrastructure, so a user may also start only what it
+    needs. Logs go to ``log_dir`` (``<state>/logs`` unless given): consul.log, nats.log,
+    services.log (every service, a line each, prefixed by its instance), hydra.log.
+    """
+
+    def __init__(
+        self,
+        state: Path,
+        *,
+        fixed_ports: bool = False,
+        nats: bool = True,
+        insecure: bool = False,
+        log_dir: Path | None = None,
+    ) -> None:
+        self.state = state.resolve()
+        self.fixed_ports = fixed_ports
+        self.with_nats = nats
+        self.insecure = insecure
+        self.log_dir = (log_dir or self.state / "logs").resolve()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.ca = load_or_create_ca(self.state / "ca")
+        self.consul: ConsulAgent | None = None
+        self.nats: NatsServer | None = None
+        self.edge: Edge | None = None
+        self.intentions: list[str] = []
+        self.services: dict[str, ServiceProcess] = {}  # the latest instance of each name
+        self.children: list[ChildProcess] = []  # other processes (adopted), stopped at close
+        self._launcher: Launcher | None = None
+        self._log: IO[str] | None = None
+
+    # --- infrastructure ---------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Consul, then NATS (unless ``nats=False``); on failure everything is stopped."""
+        try:
+            self.start_consul()
+            if self.with_nats:
+                self.start_nats()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def start_consul(self) -> ConsulAgent:
+        if self.consul is None or not self.consul.running:
+            self.consul, self.intentions = _start_consul(
+                self.state, self.log_dir / "consul.log", self.fixed_ports
+            )
+            if self._launcher is not None:
+                self._launcher.consul = self.consul
+        return self.consul
+
+    def start_nats(self) -> NatsServer:
+        if self.nats is None:
+            port, monitor = NATS_PORTS if self.fixed_ports else (0, 0)
+            self.nats = NatsServer(
+                port, monitor, store_dir=self.state / "nats", log_path=self.log_dir / "nats.log"
+            )
+        if not self.nats.running:
+            self.nats.start()
+        if self._launcher is not None:
+            self._launcher.nats = self.nats
+        return self.nats
+
+    @property
+    def consul_addr(self) -> str:
+        assert self.consul is not None, "Consul is not started"
+        return self.consul.http_addr
+
+    @property
+    def nats_url(self) -> str:
+        return self.nats.url if self.nats is not None else NO_NATS
+
+    @property
+    def trust_domain(self) -> str:
+        assert self.consul is not None, "Consul is not started"
+        return self.consul.trust_domain()
+
+    def wait_passing(self, service: str, count: int = 1, timeout: float = 15.0) -> None:
+        assert self.consul is not None, "Consul is not started"
+        self.consul.wait_passing(service, count, timeout)
+
+    def mesh_config(self, name: str) -> MeshConfig:
+        """A mesh in this process with ``name``'s identity, in this stack."""
+        assert self.consul is not None, "Consul is not started"
+        return mesh_config(name, self.consul, self.state, self.nats)
+
+    # --- services ---------------------------------------------------------------------
+
+    log_name = "services.log"
+
+    @property
+    def log(self) -> IO[str]:
+        """services.log: the output of every service process, a line each."""
+        if self._log is None:
+            self._log = open(self.log_dir / self.log_name, "a")  # noqa: SIM115
+        return self._log
+
+    @property
+    def launcher(self) -> Launcher:
+        """Starts service processes against this stack's Consul and NATS."""
+        if self._launcher is None:
+            self._launcher = Launcher(self.start_consul(), self.nats, self.state, log=self.log)
+        return self._launcher
+
+    def service_args(self, name: str) -> list[str]:
+        """The port (make run's with fixed ports, else a free one) and ``--insecure``."""
+        port = SERVICE_PORTS.get(name, 0) if self.fixed_ports else 0
+        return ["--port", str(port), *(["--insecure"] if self.insecure else [])]
+
+    def start_service(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        module: str | None = None,
+        wait_passing: bool = True,
+    ) -> ServiceProcess:
+        """An instance of ``name`` (``args`` after the stack's own), ready and, unless
+        ``wait_passing=False``, passing in Consul."""
+        return self.start_services(
+            [name], *args, env={name: env or {}}, module=module, wait_passing=wait_passing
+        )[name]
+
+    def start_services(
+        self,
+        names: Iterable[str] = DOMAIN_SERVICES,
+        *args: str,
+        env: dict[str, dict[str, str]] | None = None,
+        module: str | None = None,
+        wait_passing: bool = True,
+    ) -> dict[str, ServiceProcess]:
+        """Instances of ``names``, launched together (their start-ups overlap), each
+        ready, and passing in Consul unless ``wait_passing=False``."""
+        launched = [
+            self.launcher.launch(
+                name, *self.service_args(name), *args, env=(env or {}).get(name), module=module
+            )
+            for name in names
+        ]
+        for proc in launched:
+            proc.wait_ready()
+            self.services[proc.name] = proc
+        if wait_passing:
+            for proc in launched:
+                self.wait_passing(proc.name)
+        return {proc.name: proc for proc in launched}
+
+    def start_edge(self, *gateway_args: str) -> Edge:
+        """Ory Hydra with a client registered (``<state>/oauth/client.json``), then the
+        gateway trusting it, registered in Consul."""
+        if self.edge is None:
+            consul = self.start_consul()
+            nats = self.nats or self.start_nats()
+            self.edge = start_edge(
+                self.state,
+                consul,
+                nats,
+                free_ports=not self.fixed_ports,
+                log=self.log,
+                gateway_args=list(gateway_args),
+                log_dir=self.log_dir,
+            )
+        return self.edge
+
+    # --- other processes, stopping ----------------------------------------------------
+
+    def adopt(self, child: C) -> C:
+        """A process started by the user of the stack, to be stopped with it."""
+        self.children.append(child)
+        return child
+
+    def stop(self, child: ChildProcess) -> None:
+        """Stop one process of the stack (graceful), and forget it."""
+        child.stop()
+        with contextlib.suppress(ValueError):
+            self.children.remove(child)
+
+    def close(self) -> None:
+        """Everything started, stopped in reverse order: the edge, other processes, the
+        services, NATS, Consul."""
+        steps = []
+        if self.edge is not None:
+            steps.append(self.edge.stop)
+        steps += [child.stop for child in reversed(self.children)]
+        if self._launcher is not None:
+            steps.append(self._launcher.stop_all)
+        if self.nats is not None:
+            steps.append(self.nats.stop)
+        if self.consul is not None:
+            steps.append(self.consul.stop)
+        for step in steps:
+            with contextlib.suppress(Exception):
+                step()
+        self.edge = None
+        self.children.clear()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
