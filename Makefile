@@ -18,9 +18,10 @@ BUF := $(VENV)/bin/buf
 RUFF := $(VENV)/bin/ruff
 STAMPS := .state/stamps
 STEP := bash scripts/setup-step.sh
-# Consul's build (CPU-bound, the longest) overlaps with the downloads of the others (pip,
-# Go modules, npm, Maven); the other builds run niced, so they take the cores Consul's
-# build leaves idle (its downloads, its single-threaded link) instead of slowing it down.
+# Consul's build (CPU-bound, the longest: ~600 CPU-s cold) overlaps with the downloads of
+# the others (pip, Go modules, npm, Maven) and with Hydra's single-threaded cgo compile of
+# SQLite (~100 CPU-s). The smaller builds (grpcurl, ghz, client tools) run niced: they fill
+# the cores those two leave idle (downloads, links) rather than delay them.
 SETUP_JOBS ?= 4
 NICE := nice -n 10
 
@@ -77,7 +78,7 @@ $(STAMPS)/consul: scripts/install-consul.sh
 
 $(STAMPS)/hydra: scripts/install-hydra.sh
 	@mkdir -p $(STAMPS)
-	@$(STEP) hydra $(NICE) bash scripts/install-hydra.sh
+	@$(STEP) hydra bash scripts/install-hydra.sh
 	@touch $@
 
 $(STAMPS)/grpcurl $(STAMPS)/ghz: scripts/install-go-tools.sh
