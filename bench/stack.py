@@ -15,6 +15,7 @@ from bench.procs import Child, start_python, wait_ready
 from devstack.stack import Stack as DevStack
 from meshkit.security.certificates import issue_leaf, service_dns_names
 from meshkit.security.identity import SpiffeId
+from meshkit.security.secrets import write_secret
 from shop.inventory.v1 import inventory_pb2
 
 INVENTORY_SERVICE = "shop.inventory.v1.InventoryService"
@@ -42,7 +43,7 @@ class Stack(DevStack):
                 self.ca, SpiffeId(self.trust_domain, name), service_dns_names(name), 24 * 3600.0
             )
             out.mkdir(parents=True, exist_ok=True)
-            (out / "key.pem").write_bytes(leaf.key_pem)
+            write_secret(out / "key.pem", leaf.key_pem)
             (out / "cert.pem").write_bytes(leaf.cert_pem)
             (out / "ca.pem").write_bytes(self.ca.cert_pem)
         return out

@@ -14,6 +14,7 @@ from typing import ClassVar
 from devstack.ports import free_ports
 from devstack.process import ChildProcess
 from devstack.tools import ROOT, consul_binary
+from meshkit.security.secrets import write_secret
 
 DEV_CONFIG = ROOT / "infra" / "consul" / "dev.hcl"
 
@@ -50,7 +51,8 @@ class ConsulAgent(ChildProcess):
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="meshkit-consul-")
             extra = Path(self._tmp.name) / "extra.json"
-            extra.write_text(json.dumps(self.extra_config))
+            # holds the CA's private key (consul_ca_config)
+            write_secret(extra, json.dumps(self.extra_config))
             cmd += ["-config-file", str(extra)]
         if self.use_free_ports:
             http, grpc, dns, lan, wan, server = free_ports(6)

@@ -17,6 +17,7 @@ from devstack.consul import ConsulAgent
 from devstack.hydra import Hydra, OAuthClient, token_from
 from devstack.nats import NatsServer
 from devstack.services import ServiceProcess, start_service
+from meshkit.security.secrets import write_secret
 
 AUDIENCE = "meshkit-shop"
 SCOPES = ("orders:read", "orders:write", "stock:read")
@@ -98,9 +99,7 @@ def client_file(state: Path) -> Path:
 
 def write_client(state: Path, issuer: str, client: OAuthClient) -> None:
     path = client_file(state)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"issuer": issuer, **asdict(client)}, indent=2) + "\n")
-    path.chmod(0o600)
+    write_secret(path, json.dumps({"issuer": issuer, **asdict(client)}, indent=2) + "\n")
 
 
 def token_for_state(state: Path) -> str:

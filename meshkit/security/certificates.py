@@ -34,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshkit.consul import Watch, blocking_get
 from meshkit.security.identity import SpiffeId
+from meshkit.security.secrets import write_secret
 
 log = logging.getLogger("mesh.certificates")
 
@@ -108,9 +109,7 @@ def load_or_create_ca(ca_dir: Path) -> CA:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         return CA(key, x509.load_pem_x509_certificate(cert_path.read_bytes()))
     ca = create_ca()
-    ca_dir.mkdir(parents=True, exist_ok=True)
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(ca.key_pem)
+    write_secret(key_path, ca.key_pem)  # 0600 from the start; creates ca_dir 0700
     cert_path.write_bytes(ca.cert_pem)
     return ca
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from meshkit.config import DEFAULT_STATE_DIR
 from meshkit.security.certificates import CA_CERT, issue_leaf, load_or_create_ca, service_dns_names
 from meshkit.security.identity import SpiffeId
+from meshkit.security.secrets import write_secret
 
 
 def consul_trust_domain(http_addr: str) -> str:
@@ -44,9 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     trust_domain = a.trust_domain or consul_trust_domain(a.consul)
     leaf = issue_leaf(ca, SpiffeId(trust_domain, a.name), service_dns_names(a.name), a.ttl)
     out = a.state_dir / "certs" / a.name
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "key.pem").touch(mode=0o600)
-    (out / "key.pem").write_bytes(leaf.key_pem)
+    write_secret(out / "key.pem", leaf.key_pem)  # 0600 from the start; creates out 0700
     (out / "cert.pem").write_bytes(leaf.cert_pem)
     (out / "ca.pem").write_bytes(ca.cert_pem)
     print(out)
