@@ -85,7 +85,15 @@ def bearer_token(authorization: str | None) -> str:
 
 
 class Jwks:
-    """The issuer's signing keys by ``kid``: discovered, cached, refetched on a new kid."""
+    """The issuer's signing keys by ``kid``: discovered, cached, refetched on a new kid.
+
+    A refresh is single-flight and runs as a task of its own: however many requests ask at
+    once (a rotation, or a flood of made-up ``kid``s), one fetch is in flight, no lock is
+    held across it, and requests whose key is cached keep being served meanwhile. Only a
+    request whose ``kid`` is not cached (or the first, with no keys at all) waits for it.
+    Fetches caused by unknown kids are at most one per ``min_refetch``; the whole set is
+    fetched again in the background when it is older than ``max_age``.
+    """
 
     def __init__(
         self,
@@ -100,17 +108,28 @@ class Jwks:
         self._max_age = max_age
         self._keys: dict[str, jwt.PyJWK] = {}
         self._jwks_uri: str | None = None
-        self._fetched_at = -float("inf")
-        self._lock = asyncio.Lock()
+        self._fetched_at = -float("inf")  # when the last fetch started (min_refetch)
+        self._stale_at = -float("inf")  # when the cached set is due for a refresh
+        self._refresh: asyncio.Task[None] | None = None
         self.fetches = 0
 
     async def key(self, kid: str | None) -> jwt.PyJWK:
         """The key ``kid`` names; raises 401 when the issuer does not publish it."""
         now = time.monotonic()
-        if now - self._fetched_at > self._max_age:
-            await self._refresh(force=True)
-        elif kid not in self._keys:
-            await self._refresh(force=False)
+        known = kid in self._keys or (kid is None and len(self._keys) == 1)
+        if now >= self._stale_at:
+            task = self._start_refresh()
+            if not self._keys:
+                await asyncio.shield(task)
+        elif not known and now - self._fetched_at >= self._min_refetch:
+            await asyncio.shield(self._start_refresh())
+        elif not known and self._refresh is not None and not self._refresh.done():
+            await asyncio.shield(self._refresh)  # a fetch already on its way: its result
+        if not self._keys:
+            raise EdgeError(
+                grpc.StatusCode.UNAVAILABLE,
+                "the token issuer's keys are not available; try again later",
+            )
         if kid is None and len(self._keys) == 1:
             return next(iter(self._keys.values()))
         found = self._keys.get(kid or "")
@@ -118,21 +137,21 @@ class Jwks:
             raise unauthorized(f"the token is signed with an unknown key ({kid})")
         return found
 
-    async def _refresh(self, force: bool) -> None:
-        async with self._lock:
-            if not force and time.monotonic() - self._fetched_at < self._min_refetch:
-                return  # fetched a moment ago (maybe by a concurrent request)
-            try:
-                await self._fetch()
-            except (httpx.HTTPError, ValueError, KeyError) as exc:
-                log.warning("could not fetch the issuer's keys: %s", exc)
-                # Not a client error: keep serving with the keys we have; try again later.
-                self._fetched_at = time.monotonic() - self._max_age + self._min_refetch
-                if not self._keys:
-                    raise EdgeError(
-                        grpc.StatusCode.UNAVAILABLE,
-                        "the token issuer's keys are not available; try again later",
-                    ) from exc
+    def _start_refresh(self) -> asyncio.Task[None]:
+        """The refresh in flight, or a new one: never two at once."""
+        if self._refresh is None or self._refresh.done():
+            self._fetched_at = time.monotonic()
+            self._refresh = asyncio.create_task(self._refresh_once())
+        return self._refresh
+
+    async def _refresh_once(self) -> None:
+        try:
+            await self._fetch()
+            self._stale_at = time.monotonic() + self._max_age
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            # Not a client error: keep serving with the keys we have; try again later.
+            log.warning("could not fetch the issuer's keys: %s", exc)
+            self._stale_at = time.monotonic() + self._min_refetch
 
     async def _fetch(self) -> None:
         if self._jwks_uri is None:

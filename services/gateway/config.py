@@ -42,6 +42,16 @@ class GatewayPolicy:
     request_timeout: float = 10.0
     leeway: float = 30.0
     jwks_min_refetch: float = 10.0
+    # Requests without a valid token: a bucket per client address.
+    anonymous_rate: float = 2.0
+    anonymous_burst: int = 10
+    max_json_depth: int = 64
+    # In flight at once: HTTP requests (503 + Retry-After past it) and open WebSockets.
+    max_concurrent: int = 512
+    max_websockets: int = 1024
+    # GraphQL over WebSocket: operations in a connection's life, subscriptions at once.
+    ws_max_operations: int = 1000
+    ws_max_subscriptions: int = 10
 
     def route(self, service: ServiceDescriptor) -> ServiceRoute | None:
         return self.services.get(service.full_name)
@@ -51,6 +61,7 @@ class GatewayPolicy:
         data = tomllib.loads(path.read_text())
         limits = data.get("limits", {})
         auth = data.get("auth", {})
+        ws = data.get("graphql_ws", {})
         return cls(
             services={
                 name: ServiceRoute(
@@ -67,6 +78,13 @@ class GatewayPolicy:
             request_timeout=parse_duration(limits.get("request_timeout", "10s")),
             leeway=parse_duration(auth.get("leeway", "30s")),
             jwks_min_refetch=parse_duration(auth.get("jwks_min_refetch", "10s")),
+            anonymous_rate=float(limits.get("anonymous_rate", 2.0)),
+            anonymous_burst=int(limits.get("anonymous_burst", 10)),
+            max_json_depth=int(limits.get("max_json_depth", 64)),
+            max_concurrent=int(limits.get("max_concurrent", 512)),
+            max_websockets=int(limits.get("max_websockets", 1024)),
+            ws_max_operations=int(ws.get("max_operations", 1000)),
+            ws_max_subscriptions=int(ws.get("max_subscriptions", 10)),
         )
 
 

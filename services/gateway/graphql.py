@@ -9,8 +9,9 @@ status the REST route would answer and the ``google.rpc.Status`` details).
 Over HTTP the token is the request's ``Authorization`` header (checked before the query
 runs). Over WebSocket it is the ``Authorization`` entry of the ``connection_init``
 payload, or the upgrade request's header; without a valid one the connection is closed
-with 4403. A document with more than ``MAX_ALIASES`` aliases or ``MAX_TOKENS`` tokens is
-refused before any RPC is made.
+with 4403. Each operation on a socket is held to the rate limit, the token's expiry and
+the connection's caps (EdgeTransportWS). A document with more than ``MAX_ALIASES``
+aliases or ``MAX_TOKENS`` tokens is refused before any RPC is made.
 
 The types are written out here, for their descriptions, and follow the contracts by the
 protobuf JSON mapping (JSON names, 64-bit integers and Timestamps as strings, enums by
@@ -20,6 +21,8 @@ mirrors, so a contract change that GraphQL does not follow fails the tests.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import time
 from collections.abc import AsyncGenerator
@@ -32,12 +35,16 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types import Info
 
 from services.gateway.auth import Principal
 from services.gateway.backend import Backend
 from services.gateway.jsonmap import BadInput
-from services.gateway.status import EdgeError, bad_request, status_json
+from services.gateway.ratelimit import RateLimiter
+from services.gateway.status import EdgeError, bad_request, status_json, too_many_requests
 from shop.common.v1 import address_pb2, line_item_pb2, money_pb2
 from shop.inventory.v1 import inventory_pb2
 from shop.order.v1 import order_pb2
@@ -342,13 +349,107 @@ schema = strawberry.Schema(
 )
 
 
+class EdgeTransportWS(BaseGraphQLTransportWSHandler[Any, Any]):
+    """graphql-transport-ws with the edge's rules per operation, not only per connection.
+
+    Each ``subscribe`` (a query, a mutation or a subscription) takes a token of the
+    client's rate limit (none left: an ``error`` message for that operation, code
+    RESOURCE_EXHAUSTED, ``retryAfter`` in seconds); a connection carries at most
+    ``max_operations`` in its life (then close 4429) and ``max_subscriptions`` at once
+    (strawberry's limit). The token's ``exp`` is checked at each operation and by a timer:
+    when it passes the socket is closed with 4403, its operations stopped; the client
+    reconnects with a fresh token.
+    """
+
+    view: GatewayGraphQL
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.operation_count = 0
+        self._expiry: asyncio.Task[None] | None = None
+
+    def _principal(self) -> Principal | None:
+        return self.context.get("principal") if isinstance(self.context, dict) else None
+
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        principal = self._principal()
+        if self.connection_acknowledged and principal is not None and self._expiry is None:
+            self._expiry = asyncio.create_task(self._close_at_expiry(principal))
+
+    async def _close_at_expiry(self, principal: Principal) -> None:
+        await asyncio.sleep(max(0.0, _expires_in(principal)))
+        await self._close_expired()
+
+    async def _close_expired(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=4403, reason="the token has expired")
+
+    async def handle_subscribe(self, message: Any) -> None:
+        principal = self._principal()
+        if not self.connection_acknowledged or principal is None:
+            await super().handle_subscribe(message)  # closes with 4401
+            return
+        if _expires_in(principal) <= 0:
+            await self._close_expired()
+            return
+        self.operation_count += 1
+        if self.operation_count > self.view.max_operations:
+            await self.websocket.close(
+                code=4429,
+                reason=f"more than {self.view.max_operations} operations; reconnect",
+            )
+            return
+        limiter = self.view.limiter
+        wait = limiter.take(principal.client_id) if limiter is not None else 0.0
+        if wait > 0:
+            exc = too_many_requests(principal.client_id, wait)
+            error = graphql_error(exc)
+            error.extensions["retryAfter"] = int(exc.headers["Retry-After"])  # type: ignore[index]
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
+        await super().handle_subscribe(message)
+
+    async def shutdown(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            with contextlib.suppress(BaseException):
+                await self._expiry
+        await super().shutdown()
+
+
+def _expires_in(principal: Principal) -> float:
+    """Seconds until the token's ``exp`` (no leeway: a socket lives until then, at most)."""
+    exp = principal.claims.get("exp")
+    if not isinstance(exp, int | float):
+        return 0.0
+    return float(exp) - time.time()
+
+
 class GatewayGraphQL(GraphQL):
     """Strawberry's ASGI app with the gateway's principal and backend in the context."""
 
-    def __init__(self, backend: Backend, authenticate: Any) -> None:
-        super().__init__(schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL])
+    graphql_transport_ws_handler_class = EdgeTransportWS
+
+    def __init__(
+        self,
+        backend: Backend,
+        authenticate: Any,
+        limiter: RateLimiter | None = None,
+        max_operations: int = 1000,
+        max_subscriptions: int = 10,
+    ) -> None:
+        super().__init__(
+            schema,
+            subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+            max_subscriptions_per_connection=max_subscriptions,
+        )
         self.backend = backend
         self._authenticate = authenticate
+        self.limiter = limiter
+        self.max_operations = max_operations
 
     async def get_context(self, request: Any, response: Any) -> Any:
         state = request.scope.get("state") or {}
@@ -364,10 +465,12 @@ class GatewayGraphQL(GraphQL):
         header = None
         if isinstance(params, dict):
             header = params.get("Authorization") or params.get("authorization")
+        request = context["request"]
         if header is None:
-            header = context["request"].headers.get("authorization")
+            header = request.headers.get("authorization")
+        client = request.scope.get("client")
         try:
-            context["principal"] = await self._authenticate(header)
+            context["principal"] = await self._authenticate(header, client[0] if client else None)
         except EdgeError as exc:
             raise ConnectionRejectionError({"message": exc.message}) from exc
         except BadInput as exc:  # pragma: no cover  (not raised by authentication)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +66,25 @@ WELL_KNOWN = {
         )
     ),
 }
+
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
+
+
+def json_depth(text: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest, without parsing it (so before
+    the parser, whose recursion a deep enough text exhausts). Brackets inside strings do
+    not count; for a text that is not JSON the answer is a guess, and the parser says so."""
+    brackets = _JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def too_deep(limit: int) -> BadInput:
+    return BadInput([FieldViolation("body", f"nests arrays/objects deeper than {limit} levels")])
 
 
 class BadInput(Exception):

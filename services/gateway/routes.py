@@ -1,8 +1,10 @@
 """The gateway's routes: what a request goes through before and after its one mesh call.
 
-Per request, in this order, and nothing reaches the mesh unless all pass: the route (404,
-405), the bearer token (401), the client's rate limit (429), the route's scope (403), the
-request's size (413) and content (400); then one mesh call with the caller's subject and
+Per request, in this order, and nothing reaches the mesh unless all pass: the requests in
+flight (503, LimitConcurrency), the body's size (413) and JSON nesting (400) as it is read
+(LimitBody), the route (404, 405), the bearer token (401; past the client address's
+bucket for requests without a valid one, 429), the client's rate limit (429), the route's
+scope (403), the request's content (400); then one mesh call with the caller's subject and
 a deadline from the request's time budget, its answer as JSON, its error as
 ``google.rpc.Status`` with the standard HTTP status.
 
@@ -30,7 +32,7 @@ from services.gateway.auth import Authenticator, Principal
 from services.gateway.backend import Backend
 from services.gateway.config import GatewayPolicy
 from services.gateway.graphql import GatewayGraphQL
-from services.gateway.jsonmap import BadInput
+from services.gateway.jsonmap import BadInput, json_depth, too_deep
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.status import EdgeError, bad_request, too_many_requests
 from services.gateway.transcoding import Binding, Router
@@ -38,10 +40,6 @@ from services.gateway.transcoding import Binding, Router
 access_log = logging.getLogger("gateway.access")
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 def too_large(limit: int) -> EdgeError:
@@ -57,11 +55,15 @@ def error_response(exc: EdgeError) -> JSONResponse:
 
 
 class LimitBody:
-    """Refuses request bodies over ``limit`` bytes (413), by Content-Length and as read."""
+    """Reads a request's whole body before the app runs: over ``limit`` bytes it is 413,
+    by Content-Length or as read (chunked bodies included), and JSON nested deeper than
+    ``max_depth`` is 400, both before the token is even looked at. The app then reads the
+    body from memory (at most ``limit`` bytes per request in flight)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, max_depth: int = 64) -> None:
         self.app = app
         self.limit = limit
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,28 +73,83 @@ class LimitBody:
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             await error_response(too_large(self.limit))(scope, receive, send)
             return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def counted() -> Any:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracking_send)
-        except BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.limit:
                 await error_response(too_large(self.limit))(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body and json_depth(body) > self.max_depth:
+            await error_response(bad_request(too_deep(self.max_depth).violations))(
+                scope, receive, send
+            )
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # the disconnect, for streaming responses
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+class LimitConcurrency:
+    """At most ``max_http`` HTTP requests in flight (503 with ``Retry-After`` past it) and
+    ``max_websockets`` WebSockets open (closed with 1013, try again later). ``/healthz``
+    is always answered: an overloaded gateway is busy, not broken."""
+
+    def __init__(self, app: ASGIApp, max_http: int, max_websockets: int) -> None:
+        self.app = app
+        self.max_http = max_http
+        self.max_websockets = max_websockets
+        self.http = 0
+        self.websockets = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") != "/healthz":
+            if self.http >= self.max_http:
+                await error_response(overloaded("requests in flight"))(scope, receive, send)
+                return
+            self.http += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.http -= 1
+        elif scope["type"] == "websocket":
+            if self.websockets >= self.max_websockets:
+                await receive()  # websocket.connect
+                await send({"type": "websocket.accept"})
+                await send(
+                    {"type": "websocket.close", "code": 1013, "reason": "too many WebSockets"}
+                )
+                return
+            self.websockets += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.websockets -= 1
+        else:
+            await self.app(scope, receive, send)
+
+
+def overloaded(what: str) -> EdgeError:
+    return EdgeError(
+        grpc.StatusCode.UNAVAILABLE,
+        f"the gateway has too many {what}; try again shortly",
+        headers={"Retry-After": "1"},
+    )
 
 
 class Gateway:
@@ -110,11 +167,18 @@ class Gateway:
         self.backend = backend
         self.authenticator = authenticator
         self.limiter = RateLimiter(policy.rate, policy.burst)
+        self.anonymous = RateLimiter(policy.anonymous_rate, policy.anonymous_burst)
         routed = [b for b in bindings if backend.scope(b.method) is not None]
         self.router = Router(routed)
         scopes = {b.method.full_name: backend.scope(b.method) or "" for b in routed}
         self.openapi = openapi.document(routed, scopes, issuer)
-        self.graphql = GatewayGraphQL(backend, self.principal)
+        self.graphql = GatewayGraphQL(
+            backend,
+            self.principal,
+            limiter=self.limiter,
+            max_operations=policy.ws_max_operations,
+            max_subscriptions=policy.ws_max_subscriptions,
+        )
         routes = [
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/openapi.json", self.openapi_json, methods=["GET"]),
@@ -124,11 +188,27 @@ class Gateway:
             Route("/{path:path}", self.rest, methods=_METHODS),
             WebSocketRoute("/{path:path}", self.websocket),
         ]
-        self.app: ASGIApp = LimitBody(Starlette(routes=routes), policy.max_body)
+        self.app: ASGIApp = LimitConcurrency(
+            LimitBody(Starlette(routes=routes), policy.max_body, policy.max_json_depth),
+            policy.max_concurrent,
+            policy.max_websockets,
+        )
 
-    async def principal(self, authorization: str | None) -> Principal:
-        """The caller (401 if the token is bad), within its rate limit (429 if not)."""
-        principal = await self.authenticator.authenticate(authorization)
+    async def principal(self, authorization: str | None, address: str | None = None) -> Principal:
+        """The caller (401 if the token is bad), within its rate limit (429 if not).
+
+        Requests without a valid token are limited too, by a bucket per client ``address``:
+        past it they are 429 instead of 401.
+        """
+        try:
+            principal = await self.authenticator.authenticate(authorization)
+        except EdgeError as exc:
+            if exc.code == grpc.StatusCode.UNAUTHENTICATED:
+                who = address or "unknown"
+                wait = self.anonymous.take(who)
+                if wait > 0:
+                    raise too_many_requests(who, wait, kind="address") from exc
+            raise
         wait = self.limiter.take(principal.client_id)
         if wait > 0:
             raise too_many_requests(principal.client_id, wait)
@@ -166,7 +246,7 @@ class Gateway:
             authorization = request.headers.get("authorization")
             if binding.server_streaming:
                 authorization, query = streams.token_from_query(authorization, query)
-            principal = await self.principal(authorization)
+            principal = await self.principal(authorization, _address(request))
             self.backend.authorize(binding.method, principal)
             body = await request.body()
             message = binding.build_request(values, query, body)
@@ -215,7 +295,7 @@ class Gateway:
                 )
             query = list(ws.query_params.multi_items())
             authorization, query = streams.token_from_query(ws.headers.get("authorization"), query)
-            principal = await self.principal(authorization)
+            principal = await self.principal(authorization, _address(ws))
             self.backend.authorize(binding.method, principal)
             message = binding.build_request(values, query, None)
             budget = self.backend.budget(binding.method, started, ws.headers.get("grpc-timeout"))
@@ -251,9 +331,16 @@ class _GraphQLGuard:
         )
         if not ide:
             try:
-                principal = await self.gateway.principal(request.headers.get("authorization"))
+                principal = await self.gateway.principal(
+                    request.headers.get("authorization"), _address(request)
+                )
             except EdgeError as exc:
                 await error_response(exc)(scope, receive, send)
                 return
             scope.setdefault("state", {})["principal"] = principal
         await self.gateway.graphql(scope, receive, send)
+
+
+def _address(conn: Request | WebSocket) -> str | None:
+    """The client's address, for the bucket of requests without a valid token."""
+    return conn.client.host if conn.client else None

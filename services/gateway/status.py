@@ -78,33 +78,49 @@ def pack(message: object) -> any_pb2.Any:
     return packed
 
 
+# An error names at most this many violations (the rest counted), each cut to a length:
+# a request of a thousand bad fields does not get a response a thousand times its size.
+MAX_VIOLATIONS = 20
+MAX_VIOLATION_TEXT = 200
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_VIOLATION_TEXT else text[: MAX_VIOLATION_TEXT - 3] + "..."
+
+
 def bad_request(violations: list[FieldViolation], what: str = "request") -> EdgeError:
+    shown = [FieldViolation(_cut(v.field), _cut(v.description)) for v in violations]
+    more = len(shown) - MAX_VIOLATIONS
+    if more > 0:
+        rest = FieldViolation("...", f"and {more} more violation(s), not listed")
+        shown = [*shown[:MAX_VIOLATIONS], rest]
     detail = error_details_pb2.BadRequest(
         field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in violations
+            for v in shown
         ]
     )
-    return EdgeError(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        f"invalid {what}: " + "; ".join(map(str, violations)),
-        [pack(detail)],
-    )
+    message = "; ".join(map(str, shown[:MAX_VIOLATIONS]))
+    if more > 0:
+        message += f"; and {more} more"
+    return EdgeError(grpc.StatusCode.INVALID_ARGUMENT, f"invalid {what}: {message}", [pack(detail)])
 
 
-def too_many_requests(client_id: str, retry_after: float) -> EdgeError:
+def too_many_requests(client_id: str, retry_after: float, kind: str = "client") -> EdgeError:
+    """429: ``kind`` is what the bucket is of (``client``, or ``address`` for requests
+    without a valid token)."""
     seconds = max(1, math.ceil(retry_after))
     retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=seconds))
     quota = error_details_pb2.QuotaFailure(
         violations=[
             error_details_pb2.QuotaFailure.Violation(
-                subject=f"client:{client_id}", description="request rate limit exceeded"
+                subject=f"{kind}:{client_id}", description="request rate limit exceeded"
             )
         ]
     )
     return EdgeError(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
-        f"rate limit exceeded for client {client_id}; retry in {seconds}s",
+        f"rate limit exceeded for {kind} {client_id}; retry in {seconds}s",
         [pack(retry), pack(quota)],
         headers={"Retry-After": str(seconds)},
     )

@@ -282,6 +282,8 @@ def _json_body(body: bytes | None) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadInput([FieldViolation("body", f"is not valid JSON: {exc}")]) from exc
+    except RecursionError as exc:  # the edge's depth limit (routes.LimitBody) comes first
+        raise BadInput([FieldViolation("body", "nests arrays/objects too deep")]) from exc
 
 
 def _merge_query(request: Message, query: list[tuple[str, str]], bound: set[str]) -> None:
