@@ -6,10 +6,12 @@ import json
 import signal
 import tempfile
 import time
+import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from devstack.ports import free_ports
 from devstack.process import ChildProcess
@@ -34,7 +36,14 @@ class ConsulAgent(ChildProcess):
     http_port: int = 8500
     grpc_port: int = 8502
     dns_port: int = 8600
+    # ACLs (always on, default deny): the management token, the agent's and one per
+    # identity are kept here (0600 files, 0700 dir), so a restarted agent (in-memory in
+    # -dev) gets the same tokens back. None: a temporary directory.
+    acl_dir: Path | None = None
+    # The signer of the stack (meshkit.security.signer), stopped with the agent.
+    signer: ChildProcess | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    _tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def http_addr(self) -> str:
@@ -45,15 +54,121 @@ class ConsulAgent(ChildProcess):
     def url(self) -> str:
         return f"http://{self.http_addr}"
 
-    def command(self) -> list[str]:
-        cmd = [consul_binary(), "agent", "-dev", "-config-file", str(DEV_CONFIG)]
-        if self.extra_config:
+    # --- ACLs ------------------------------------------------------------------------
+
+    @property
+    def tokens_dir(self) -> Path:
+        if self.acl_dir is None:
             if self._tmp is None:
                 self._tmp = tempfile.TemporaryDirectory(prefix="meshkit-consul-")
-            extra = Path(self._tmp.name) / "extra.json"
-            # holds the CA's private key (consul_ca_config)
-            write_secret(extra, json.dumps(self.extra_config))
-            cmd += ["-config-file", str(extra)]
+            self.acl_dir = Path(self._tmp.name) / "acl"
+        return self.acl_dir
+
+    def _secret(self, path: Path) -> str:
+        """The token in ``path``, made (a random UUID, a 0600 file) on first use."""
+        if not path.exists():
+            write_secret(path, str(uuid.uuid4()) + "\n")
+        return path.read_text().strip()
+
+    @property
+    def management_token(self) -> str:
+        """The bootstrap (management) token: devstack's own, no workload ever gets it."""
+        return self._secret(self.tokens_dir / "management.token")
+
+    def acl_config(self) -> dict[str, object]:
+        return {
+            "acl": {
+                "enabled": True,
+                "default_policy": "deny",
+                "down_policy": "extend-cache",
+                # Every token is in the config or made by devstack with a SecretID it keeps:
+                # none is set through the agent's API, so there is nothing to persist.
+                "enable_token_persistence": False,
+                "tokens": {
+                    "initial_management": self.management_token,
+                    "agent": self._secret(self.tokens_dir / "agent.token"),
+                },
+            }
+        }
+
+    def service_token(self, name: str) -> str:
+        """The ACL token of the identity ``name`` (a service, the gateway, a tool): a
+        ServiceIdentity of that name and nothing else (register itself, read the catalog,
+        its intentions and the CA roots). Made on first use, kept in ``<acl_dir>/tokens``."""
+        if name not in self._tokens:
+            secret = self._secret(self.tokens_dir / "tokens" / f"{name}.token")
+            self._create_token(
+                secret, f"identity {name}", {"ServiceIdentities": [{"ServiceName": name}]}
+            )
+            self._tokens[name] = secret
+        return self._tokens[name]
+
+    def _create_token(self, secret: str, description: str, grants: dict[str, object]) -> None:
+        body = {"SecretID": secret, "Description": description, **grants}
+        deadline = time.monotonic() + 15
+        while True:  # the ACL system comes up a moment after the leader
+            try:
+                self.put("/v1/acl/token", body)
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code == 400 and b"already" in exc.read():
+                    return  # made before, in this agent's life
+                if time.monotonic() > deadline:
+                    raise
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+
+    def _bootstrap_acl(self) -> None:
+        """The agent's token (its own registration and checks), then every identity's
+        token of a previous life of this agent, with the same secrets."""
+        rules = 'node_prefix "" { policy = "write" }\nservice_prefix "" { policy = "read" }'
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                self.put("/v1/acl/policy", {"Name": "mesh-agent", "Rules": rules})
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code == 400 and b"already exists" in exc.read():
+                    break
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.2)
+        agent = self._secret(self.tokens_dir / "agent.token")
+        self._create_token(agent, "the agent", {"Policies": [{"Name": "mesh-agent"}]})
+        self._tokens.clear()
+        for path in sorted((self.tokens_dir / "tokens").glob("*.token")):
+            self.service_token(path.name.removesuffix(".token"))
+
+    def start(self, timeout: float | None = None) -> Self:
+        super().start(timeout)
+        try:
+            self._bootstrap_acl()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def signer_url(self) -> str:
+        """The URL of the stack's signer ("" when none runs)."""
+        return str(getattr(self.signer, "info", {}).get("url", "")) if self.signer else ""
+
+    def identity_env(self, name: str) -> dict[str, str]:
+        """What a process with the identity ``name`` runs with: its token, the signer."""
+        return {"CONSUL_HTTP_TOKEN": self.service_token(name), "MESH_SIGNER_URL": self.signer_url}
+
+    # --- the process ------------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        cmd = [consul_binary(), "agent", "-dev", "-config-file", str(DEV_CONFIG)]
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="meshkit-consul-")
+        extra = Path(self._tmp.name) / "extra.json"
+        # holds the CA's private key (consul_ca_config) and the management token
+        write_secret(extra, json.dumps({**self.extra_config, **self.acl_config()}))
+        cmd += ["-config-file", str(extra)]
         if self.use_free_ports:
             http, grpc, dns, lan, wan, server = free_ports(6)
             self.http_port, self.grpc_port, self.dns_port = http, grpc, dns
@@ -77,16 +192,30 @@ class ConsulAgent(ChildProcess):
         )
 
     def cleanup(self) -> None:
+        if self.signer is not None:
+            self.signer.stop()
+            self.signer = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
 
-    def get(self, path: str) -> object:
-        with urllib.request.urlopen(self.url + path, timeout=5) as resp:
+    def _headers(self, token: str | None) -> dict[str, str]:
+        token = self.management_token if token is None else token
+        return {"X-Consul-Token": token} if token else {}
+
+    def get(self, path: str, token: str | None = None) -> object:
+        """GET with ``token`` (default: the management token, devstack's; "" none)."""
+        req = urllib.request.Request(self.url + path, headers=self._headers(token))
+        with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read() or b"null")
 
-    def put(self, path: str, body: object) -> object:
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method="PUT")
+    def put(self, path: str, body: object, token: str | None = None) -> object:
+        req = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode(),
+            method="PUT",
+            headers=self._headers(token),
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read() or b"null")
 

@@ -85,6 +85,7 @@ def start_edge(
                 AUDIENCE,
                 *(gateway_args or []),
             ],
+            env=consul.identity_env("gateway"),
             log=log,
         )
     except BaseException:

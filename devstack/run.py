@@ -44,6 +44,7 @@ def main() -> None:
         assert stack.consul is not None and stack.nats is not None
         consul, nats = stack.consul, stack.nats
         print("intentions:", ", ".join(stack.intentions))
+        consul.service_token("operator")  # the operator's identity, for its certificate
         mesh_cli(
             ["--state-dir", str(state), "certs", "issue", "operator", "--consul", consul.http_addr]
         )

@@ -130,7 +130,8 @@ class Launcher:
             nats_url=self.nats_url,
             state_dir=self.state_dir,
             args=list(args),
-            env=env,
+            # its own Consul token and the signer (an env of the caller's may override)
+            env={**self.consul.identity_env(name), **(env or {})},
             log=self.log,
             module=module,
         )

@@ -1,8 +1,10 @@
 """One way to start a stack, for ``make run``, the tests and the benchmarks.
 
-A ``Stack`` lives in a state directory (the mesh CA in ``ca/``, the databases, the logs)
-and starts, on loopback: a Consul dev agent whose Connect CA root is the mesh CA, with
-the intentions of infra/consul/intentions/ applied; a NATS server with JetStream (its
+A ``Stack`` lives in a state directory (the mesh CA in ``signer/``, its public root in
+``ca/``, the ACL tokens in ``consul/``, the databases, the logs) and starts, on loopback: a
+Consul dev agent with ACLs on (default deny) whose Connect CA root is the mesh CA, with
+the intentions of infra/consul/intentions/ applied, and the signer that issues every
+workload's leaf (each workload gets its own ACL token); a NATS server with JetStream (its
 store in ``nats/``); the services; Ory Hydra and the gateway. Free ports by default,
 ``make run``'s fixed ones (the README's) with ``fixed_ports``. As a context manager it
 starts the infrastructure and stops everything it started, in reverse order, at the end::
@@ -25,8 +27,9 @@ from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer
 from devstack.process import ChildProcess
 from devstack.services import NO_NATS, Launcher, ServiceProcess
+from devstack.signer import dev_ca, start_signer
 from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
-from meshkit.security.certificates import consul_ca_config, load_or_create_ca
+from meshkit.security.certificates import consul_ca_config
 
 # make run's ports (the README's grpcurl calls use them); order last: it calls inventory.
 SERVICE_PORTS = {"inventory": 50052, "payment": 50053, "shipping": 50054, "order": 50051}
@@ -47,13 +50,20 @@ def start_consul(
 def _start_consul(
     state: Path, log_path: Path | None, fixed_ports: bool
 ) -> tuple[ConsulAgent, list[str]]:
+    """Consul with ACLs on (default deny; the tokens in ``<state>/consul/``), the mesh CA
+    as its Connect CA root, the intentions applied; then the signer, which alone holds the
+    CA key from then on (``consul.signer``, stopped with the agent)."""
     agent = ConsulAgent(
         use_free_ports=not fixed_ports,
-        extra_config=consul_ca_config(load_or_create_ca(state / "ca")),
+        extra_config=consul_ca_config(dev_ca(state)),
         log_path=log_path,
+        acl_dir=state / "consul",
     ).start()
     try:
-        return agent, apply_intentions(agent)
+        intentions = apply_intentions(agent)
+        log = open(log_path.with_name("signer.log"), "a") if log_path else None  # noqa: SIM115
+        start_signer(state, agent, log)
+        return agent, intentions
     except BaseException:
         agent.stop()
         raise
@@ -66,6 +76,8 @@ def mesh_config(
     return MeshConfig(
         name=name,
         consul_http_addr=consul.http_addr,
+        consul_token=consul.service_token(name),
+        signer_url=consul.signer_url,
         nats_url=nats.url if nats else "nats://127.0.0.1:4222",
         state_dir=state,
         policy=MeshPolicy.load(DEFAULT_MESH_FILE),
@@ -97,7 +109,8 @@ class Stack:
         self.insecure = insecure
         self.log_dir = (log_dir or self.state / "logs").resolve()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.ca = load_or_create_ca(self.state / "ca")
+        # The mesh CA: devstack's and the signer's only (its key in <state>/signer/).
+        self.ca = dev_ca(self.state)
         self.consul: ConsulAgent | None = None
         self.nats: NatsServer | None = None
         self.edge: Edge | None = None

@@ -142,6 +142,10 @@ class MeshConfig:
     health_port: int = 0
     instance_id: str = ""
     consul_http_addr: str = "127.0.0.1:8500"
+    # This workload's Consul ACL token: what Consul knows it by, and its proof to the signer.
+    consul_token: str = field(default_factory=lambda: os.environ.get("CONSUL_HTTP_TOKEN", ""))
+    # The signer (meshkit.security.signer), the only holder of the CA key: https://host:port.
+    signer_url: str = field(default_factory=lambda: os.environ.get("MESH_SIGNER_URL", ""))
     nats_url: str = "nats://127.0.0.1:4222"
     state_dir: Path = DEFAULT_STATE_DIR
     db_path: Path = Path()
@@ -165,6 +169,7 @@ class MeshConfig:
 
     @property
     def ca_dir(self) -> Path:
+        """The public CA root (``ca.pem``) for use without Consul; never the CA key."""
         return self.state_dir / "ca"
 
     @property
@@ -185,6 +190,16 @@ class MeshConfig:
         p.add_argument("--instance-id", default=env.get("MESH_INSTANCE_ID", ""))
         p.add_argument(
             "--consul", default=env.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"), help="host:port"
+        )
+        p.add_argument(
+            "--consul-token-file",
+            default=env.get("CONSUL_HTTP_TOKEN_FILE", ""),
+            help="a file with this workload's Consul ACL token (else $CONSUL_HTTP_TOKEN)",
+        )
+        p.add_argument(
+            "--signer",
+            default=env.get("MESH_SIGNER_URL", ""),
+            help="the URL of the signer that issues the leaves (https://127.0.0.1:<port>)",
         )
         p.add_argument(
             "--nats",
@@ -261,6 +276,12 @@ class MeshConfig:
             health_port=a.health_port,
             instance_id=a.instance_id,
             consul_http_addr=consul,
+            consul_token=(
+                Path(a.consul_token_file).read_text().strip()
+                if a.consul_token_file
+                else env.get("CONSUL_HTTP_TOKEN", "")
+            ),
+            signer_url=a.signer,
             nats_url=a.nats,
             state_dir=a.state_dir,
             db_path=a.db or a.state_dir / "data" / f"{name}.db",

@@ -2,7 +2,8 @@
 
 All of it goes through py-consul's asyncio client. For the Connect endpoints py-consul
 wraps badly or not at all (CA roots with blocking queries, intentions match), the same
-client's raw ``http.get`` is used, so there is one HTTP client and one error model.
+client's raw ``http.get`` is used, so there is one HTTP client and one error model. Every
+call carries the workload's ACL token (Consul runs with ACLs on, default deny).
 """
 
 from __future__ import annotations
@@ -24,17 +25,27 @@ T = TypeVar("T")
 WAIT = "30s"  # how long a blocking query may hang in Consul before it answers unchanged
 
 
-def client(http_addr: str) -> consul.aio.Consul:
-    """A py-consul asyncio client for ``host:port``."""
+def client(http_addr: str, token: str = "") -> consul.aio.Consul:
+    """A py-consul asyncio client for ``host:port`` that sends ``token`` (this workload's
+    ACL token) with every call, the raw ones of :func:`get_json` included."""
     host, _, port = http_addr.rpartition(":")
-    return consul.aio.Consul(host=host or "127.0.0.1", port=int(port))
+    c = consul.aio.Consul(host=host or "127.0.0.1", port=int(port), token=token or None)
+    # py-consul prefers $CONSUL_HTTP_TOKEN to the token it is given: the given one wins here
+    # (several identities may share a process, e.g. the tests').
+    c.token = token or None
+    return c
 
 
 async def get_json(
     c: consul.aio.Consul, path: str, params: list[tuple[str, str]] | None = None
 ) -> tuple[int, Any]:
     """GET a Consul API path; returns (X-Consul-Index, body)."""
-    return await c.http.get(CB.json(index=True, allow_404=False), path, params=params or [])
+    return await c.http.get(
+        CB.json(index=True, allow_404=False),
+        path,
+        params=params or [],
+        headers=c.prepare_headers(),  # the raw call carries the client's token too
+    )
 
 
 async def blocking_get(

@@ -31,7 +31,7 @@ from meshkit.rpc.calls import ClientCalls
 from meshkit.rpc.channels import ServiceChannel, Stub
 from meshkit.rpc.descriptors import service_of_servicer
 from meshkit.security.authorization import Authorizer, Intentions, StaticIntentions
-from meshkit.security.certificates import Certificates, load_or_create_ca
+from meshkit.security.certificates import CA_CERT, Certificates, SignerClient
 from meshkit.security.end_user import EndUser
 from meshkit.telemetry import tracing
 from meshkit.telemetry.metrics import Metrics
@@ -188,19 +188,26 @@ async def open_mesh(
     tracing_ = tracing.setup_tracing(
         config.name, config.instance_id, config.trace_sink, config.trace_sample
     )
-    c = consul_api.client(config.consul_http_addr)
+    c = consul_api.client(config.consul_http_addr, config.consul_token)
     certificates: Certificates | None = None
     authorizer: Authorizer | None = None
     if config.insecure:
         log.warning("INSECURE: plaintext gRPC, no authentication or authorization (--insecure)")
     else:
-        ca = load_or_create_ca(config.ca_dir)
+        if not config.signer_url:
+            raise RuntimeError(
+                "no signer to issue this workload's certificate: set MESH_SIGNER_URL or "
+                "--signer (devstack starts one), or --insecure"
+            )
+        # Without Consul (--no-connect, development only), the public CA root from a file.
+        ca_file = config.ca_dir / CA_CERT
         certificates = Certificates(
             config.name,
-            ca,
+            SignerClient(config.signer_url, config.consul_token),
             config.cert_ttl,
             consul_client=c if config.connect else None,
             trust_domain=config.trust_domain,
+            roots_pem=b"" if config.connect or not ca_file.exists() else ca_file.read_bytes(),
         )
         await certificates.start()
         if config.connect:

@@ -18,9 +18,9 @@ import pytest
 from devstack.consul import ConsulAgent
 from devstack.nats import NatsServer
 from devstack.services import Launcher, ServiceProcess
+from devstack.signer import dev_ca
 from devstack.stack import DOMAIN_SERVICES, Stack, mesh_config, start_consul
 from meshkit.mesh import Mesh, open_mesh
-from meshkit.security.certificates import load_or_create_ca
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -39,9 +39,9 @@ __all__ = [
 
 @pytest.fixture(scope="session")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The mesh's state (CA, databases, logs) for the session."""
+    """The mesh's state (CA, ACL tokens, databases, logs) for the session."""
     state = tmp_path_factory.mktemp("state")
-    load_or_create_ca(state / "ca")
+    dev_ca(state)
     return state
 
 
@@ -135,7 +135,8 @@ def module_stack(
 async def mesh_as(
     consul: ConsulAgent, state_dir: Path
 ) -> AsyncIterator[Callable[[str], Awaitable[Mesh]]]:
-    """Open the mesh in this process as a client with the identity of the given service."""
+    """Open the mesh in this process as a client with the identity of the given service
+    (its own Consul token, made by the stack, and a leaf from the signer)."""
     opened: list[Mesh] = []
 
     async def open_as(name: str) -> Mesh:

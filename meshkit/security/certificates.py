@@ -28,12 +28,13 @@ from pathlib import Path
 import consul.aio
 import grpc
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshkit.consul import Watch, blocking_get
-from meshkit.security.identity import SpiffeId
+from meshkit.security.identity import SpiffeId, identity_of
 from meshkit.security.secrets import write_secret
 
 log = logging.getLogger("mesh.certificates")
@@ -138,8 +139,23 @@ class Leaf:
 def issue_leaf(
     ca: CA, identity: SpiffeId, dns_names: list[str], ttl: float, ips: list[str] | None = None
 ) -> Leaf:
-    """A leaf for server and client use with the SPIFFE URI and DNS/IP SANs."""
+    """A key and a leaf for it, signed here with ``ca``: what the signer does for a CSR
+    (:func:`sign_leaf`), for the signer's own server certificate and for tests only."""
     key = ec.generate_private_key(ec.SECP256R1())
+    cert_pem, not_after = sign_leaf(ca, key.public_key(), identity, dns_names, ttl, ips)
+    return Leaf(_key_pem(key), cert_pem, identity, not_after)
+
+
+def sign_leaf(
+    ca: CA,
+    public_key: ec.EllipticCurvePublicKey,
+    identity: SpiffeId,
+    dns_names: list[str],
+    ttl: float,
+    ips: list[str] | None = None,
+) -> tuple[bytes, dt.datetime]:
+    """A leaf (PEM) for ``public_key``, for server and client use, with the SPIFFE URI and
+    DNS/IP SANs; and its expiry."""
     now = _now()
     not_after = now + dt.timedelta(seconds=ttl)
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
@@ -149,7 +165,7 @@ def issue_leaf(
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.service)]))
         .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=1))
         .not_valid_after(not_after)
@@ -180,7 +196,7 @@ def issue_leaf(
         )
         .sign(ca.key, hashes.SHA256())
     )
-    return Leaf(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM), identity, not_after)
+    return cert.public_bytes(serialization.Encoding.PEM), not_after
 
 
 def service_dns_names(service: str) -> list[str]:
@@ -209,27 +225,109 @@ class Roots:
         return cls(str(body["TrustDomain"]), "".join(pems).encode())
 
 
+def make_csr(service: str) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
+    """A fresh key and a CSR (PEM) asking for ``service``'s identity (its common name)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, service)]))
+        .sign(key, hashes.SHA256())
+    )
+    return key, csr.public_bytes(serialization.Encoding.PEM)
+
+
+class SignerError(RuntimeError):
+    """The signer refused a CSR (``status`` is its HTTP status) or could not be reached."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def chains_to(cert_pem: bytes, roots_pem: bytes) -> bool:
+    """Whether ``cert_pem`` is signed directly by one of the certificates in ``roots_pem``."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    for root in x509.load_pem_x509_certificates(roots_pem):
+        try:
+            cert.verify_directly_issued_by(root)
+            return True
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+    return False
+
+
+@dataclass(frozen=True)
+class SignerClient:
+    """A workload's way to a leaf: its own key, a CSR to the signer (``POST /v1/sign``,
+    HTTPS verified against the mesh's roots), its Consul ACL token as the proof of who it
+    is. The CA key stays in the signer (``meshkit.security.signer``)."""
+
+    url: str
+    token: str
+
+    async def sign(self, service: str, ttl: float, roots_pem: bytes) -> Leaf:
+        import ssl
+
+        import aiohttp
+
+        key, csr = make_csr(service)
+        ctx = ssl.create_default_context(cadata=roots_pem.decode())
+        headers = {"X-Consul-Token": self.token} if self.token else {}
+        body = {"csr": csr.decode(), "ttl": ttl}
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+                session.post(
+                    self.url.rstrip("/") + "/v1/sign", json=body, headers=headers, ssl=ctx
+                ) as resp,
+            ):
+                answer = await resp.json(content_type=None)
+                if resp.status != 200:
+                    error = (answer or {}).get("error", "") if isinstance(answer, dict) else ""
+                    raise SignerError(
+                        f"the signer refused a certificate for {service}: {resp.status} {error}",
+                        resp.status,
+                    )
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise SignerError(f"no answer from the signer at {self.url}: {exc}") from exc
+        cert_pem = str(answer["cert"]).encode()
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        return Leaf(_key_pem(key), cert_pem, identity_of(cert_pem), cert.not_valid_after_utc)
+
+
+def read_token(path: Path | str) -> str:
+    return Path(path).read_text().strip()
+
+
 class Certificates:
-    """The instance's current leaf and trust bundle, kept fresh in the background."""
+    """The instance's current leaf and trust bundle, kept fresh in the background.
+
+    The leaf comes from the signer (``signer``): a fresh key each time, a CSR, the signer's
+    answer; re-issued at two thirds of its life and when Consul's roots change. The trust
+    bundle is Consul's Connect CA roots (watched), or ``roots_pem`` without Consul."""
 
     def __init__(
         self,
         service: str,
-        ca: CA,
+        signer: SignerClient,
         ttl: float,
         *,
         consul_client: consul.aio.Consul | None = None,
         trust_domain: str = "meshkit.local",
+        roots_pem: bytes = b"",
     ) -> None:
         self.service = service
-        self._ca = ca
+        self._signer = signer
         self._ttl = ttl
         self._consul = consul_client
-        self._roots = Roots(trust_domain, ca.cert_pem)
+        self._roots = Roots(trust_domain, roots_pem)
         self.leaf: Leaf | None = None
+        self._issued_at = _now()
         self._listeners: list[Callable[[], None]] = []
         self._watch: Watch[Roots] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        self._reissue: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
         self.generation = 0
 
     @property
@@ -259,46 +357,67 @@ class Certificates:
 
             self._watch = Watch("connect-ca-roots", fetch, self._on_roots).start()
             self._roots = await self._watch.ready()
-            self._check_root_is_ours()
-        self._rotate("start")
+        if not self._roots.pem:
+            raise RuntimeError("no trust roots: neither Consul's Connect CA nor a CA file")
+        await self._rotate("start")
         self._renewer = asyncio.create_task(self._renew_forever(), name="cert-renewer")
-
-    def _check_root_is_ours(self) -> None:
-        if self._ca.cert_pem.strip() not in self._roots.pem:
-            raise RuntimeError(
-                "Consul's Connect CA root is not the mesh CA "
-                f"({self._ca.cert.subject.rfc4514_string()}): start Consul with the config "
-                "from meshkit.security.certificates.consul_ca_config (devstack does)"
-            )
 
     def _on_roots(self, roots: Roots) -> None:
         if self.leaf is None:  # still starting: start() takes the first answer itself
             return
         changed_domain = roots.trust_domain != self._roots.trust_domain
         self._roots = roots
-        self._rotate("trust domain changed" if changed_domain else "roots changed")
+        why = "trust domain changed" if changed_domain else "roots changed"
+        if self._reissue is not None:
+            self._reissue.cancel()
+        self._reissue = asyncio.create_task(self._rotate_until_done(why), name="cert-reissue")
 
-    def _rotate(self, why: str) -> None:
-        identity = SpiffeId(self.trust_domain, self.service)
-        self.leaf = issue_leaf(self._ca, identity, service_dns_names(self.service), self._ttl)
-        self.generation += 1
+    async def _rotate(self, why: str) -> None:
+        async with self._lock:
+            leaf = await self._signer.sign(self.service, self._ttl, self.roots_pem)
+            if not chains_to(leaf.cert_pem, self.roots_pem):
+                raise RuntimeError(
+                    f"the signer's leaf for {self.service} is not issued by Consul's Connect CA "
+                    "root: start Consul with the config from "
+                    "meshkit.security.certificates.consul_ca_config (devstack does)"
+                )
+            self.leaf = leaf
+            self._issued_at = _now()
+            self.generation += 1
         log.info(
-            "certificate issued (%s) for %s, valid until %s", why, identity, self.leaf.not_after
+            "certificate issued (%s) for %s, valid until %s", why, leaf.identity, leaf.not_after
         )
         for listener in self._listeners:
             listener()
 
+    async def _rotate_until_done(self, why: str) -> None:
+        """Rotate, retrying (the signer restarting, Consul away) with backoff."""
+        backoff = 0.5
+        while True:
+            try:
+                await self._rotate(why)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("certificate (%s): %s; retrying in %.1fs", why, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
     async def _renew_forever(self) -> None:
         while True:
             assert self.leaf is not None
+            # Two thirds into the leaf's life (the signer may have granted less than asked).
+            life = (self.leaf.not_after - self._issued_at).total_seconds()
             left = (self.leaf.not_after - _now()).total_seconds()
-            await asyncio.sleep(max(1.0, left - self._ttl / 3))
-            self._rotate("renewal")
+            await asyncio.sleep(max(1.0, left - life / 3))
+            await self._rotate_until_done("renewal")
 
     async def stop(self) -> None:
-        if self._renewer is not None:
-            self._renewer.cancel()
-            await asyncio.gather(self._renewer, return_exceptions=True)
+        tasks = [t for t in (self._renewer, self._reissue) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._watch is not None:
             await self._watch.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -15,8 +16,11 @@ pytestmark = pytest.mark.integration
 
 
 def test_agent_answers_consul_members(consul: ConsulAgent) -> None:
+    # ACLs are on: the CLI reads the members with an identity's token (node read).
+    token = consul.service_token("operator")
     out = subprocess.run(
         [consul_binary(), "members", f"-http-addr={consul.url}"],
+        env={**os.environ, "CONSUL_HTTP_TOKEN": token},
         capture_output=True,
         text=True,
         check=True,
@@ -33,7 +37,9 @@ def test_connect_ca_is_on(consul: ConsulAgent) -> None:
 
 
 def test_register_and_find_through_the_health_api(consul: ConsulAgent) -> None:
+    # The token of the identity "probe": it may register that name (and only that one).
     c = pyconsul.Consul(host="127.0.0.1", port=consul.http_port)
+    c.token = consul.service_token("probe")
     c.agent.service.register(
         "probe",
         service_id="probe-1",

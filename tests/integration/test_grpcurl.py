@@ -18,7 +18,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def grpcurl(consul: ConsulAgent, state_dir: Path, services: dict[str, ServiceProcess]) -> list[str]:
-    """grpcurl with the `operator` client certificate, as the README shows."""
+    """grpcurl with the `operator` client certificate, as the README shows (from the
+    signer, with the operator's Consul token that devstack makes)."""
+    consul.service_token("operator")
     mesh_cli(
         ["--state-dir", str(state_dir), "certs", "issue", "operator", "--consul", consul.http_addr]
     )

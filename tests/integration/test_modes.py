@@ -14,7 +14,8 @@ import pytest
 from cryptography import x509
 
 from devstack.consul import ConsulAgent
-from meshkit.security.certificates import issue_leaf, load_or_create_ca, service_dns_names
+from devstack.signer import dev_ca
+from meshkit.security.certificates import issue_leaf, service_dns_names
 from meshkit.security.identity import SpiffeId
 from tests.conftest import Launcher
 from tests.integration.direct import get_stock, leaf_channel
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 def served_certificate(address: str, state_dir: Path, trust_domain: str) -> x509.Certificate:
     """The certificate an instance presents now (a TLS handshake with a client cert)."""
-    ca = load_or_create_ca(state_dir / "ca")
+    ca = dev_ca(state_dir)
     leaf = issue_leaf(ca, SpiffeId(trust_domain, "order"), service_dns_names("order"), 600)
     files = state_dir / "rotation-client"
     files.mkdir(exist_ok=True)
@@ -76,7 +77,7 @@ async def test_the_leaf_rotates_before_expiry_without_a_restart(
             assert time.monotonic() < deadline, f"no rotation seen; serials {serials}"
             await asyncio.sleep(0.2)
         assert proc.process.poll() is None  # same process, no restart
-        ca = load_or_create_ca(state_dir / "ca")
+        ca = dev_ca(state_dir)
         async with leaf_channel(proc.address, ca, ca.cert_pem, SpiffeId(td, "order")) as ch:
             assert await get_stock(ch) > 0
     finally:
@@ -88,7 +89,7 @@ async def test_without_connect_the_local_ca_and_the_intentions_files_decide(
 ) -> None:
     proc = launcher.start("inventory", "--no-connect", "--trust-domain", "meshkit.local")
     try:
-        ca = load_or_create_ca(state_dir / "ca")
+        ca = dev_ca(state_dir)
         async with leaf_channel(
             proc.address, ca, ca.cert_pem, SpiffeId("meshkit.local", "order")
         ) as ch:

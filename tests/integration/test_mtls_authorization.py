@@ -10,7 +10,8 @@ import pytest
 from devstack.consul import ConsulAgent
 from devstack.intentions import apply_intentions, set_intention
 from devstack.services import ServiceProcess
-from meshkit.security.certificates import create_ca, load_or_create_ca
+from devstack.signer import dev_ca
+from meshkit.security.certificates import create_ca
 from meshkit.security.identity import SpiffeId
 from tests.integration.direct import channel, get_stock, leaf_channel
 from tests.support.polling import eventually
@@ -46,7 +47,7 @@ async def assert_served(inventory: ServiceProcess, ca, trust_domain: str) -> Non
 async def test_a_mesh_identity_that_intentions_allow_is_served(
     inventory: ServiceProcess, state_dir, trust_domain: str
 ) -> None:
-    await assert_served(inventory, load_or_create_ca(state_dir / "ca"), trust_domain)
+    await assert_served(inventory, dev_ca(state_dir), trust_domain)
 
 
 class ServerLog:
@@ -76,7 +77,7 @@ class ServerLog:
 async def test_no_client_certificate_fails_the_handshake(
     inventory: ServiceProcess, state_dir: Path, trust_domain: str
 ) -> None:
-    ca = load_or_create_ca(state_dir / "ca")
+    ca = dev_ca(state_dir)
     log = ServerLog(state_dir, inventory)
     async with channel(inventory.address, ca.cert_pem) as ch:
         err = await expect_code(get_stock(ch, timeout=3), grpc.StatusCode.UNAVAILABLE)
@@ -89,7 +90,7 @@ async def test_no_client_certificate_fails_the_handshake(
 async def test_a_certificate_from_another_ca_fails_the_handshake(
     inventory: ServiceProcess, state_dir: Path, trust_domain: str
 ) -> None:
-    ca = load_or_create_ca(state_dir / "ca")
+    ca = dev_ca(state_dir)
     rogue = create_ca("rogue CA")
     identity = SpiffeId(trust_domain, "order")  # the right name, the wrong signer
     log = ServerLog(state_dir, inventory)
@@ -104,7 +105,7 @@ async def test_a_certificate_from_another_ca_fails_the_handshake(
 async def test_an_identity_of_another_trust_domain_is_unauthenticated(
     inventory: ServiceProcess, state_dir
 ) -> None:
-    ca = load_or_create_ca(state_dir / "ca")
+    ca = dev_ca(state_dir)
     identity = SpiffeId("11111111-2222-3333-4444-555555555555.consul", "order")
     async with leaf_channel(inventory.address, ca, ca.cert_pem, identity) as ch:
         err = await expect_code(get_stock(ch), grpc.StatusCode.UNAUTHENTICATED)
@@ -114,7 +115,7 @@ async def test_an_identity_of_another_trust_domain_is_unauthenticated(
 async def test_an_identity_intentions_deny_is_permission_denied(
     inventory: ServiceProcess, state_dir, trust_domain: str
 ) -> None:
-    ca = load_or_create_ca(state_dir / "ca")
+    ca = dev_ca(state_dir)
     # infra/consul/intentions/inventory.json: order, gateway, operator allowed; * denied.
     async with leaf_channel(
         inventory.address, ca, ca.cert_pem, SpiffeId(trust_domain, "shipping")
@@ -129,10 +130,11 @@ async def test_a_consul_connect_leaf_is_a_valid_client(
     inventory: ServiceProcess, consul: ConsulAgent, state_dir
 ) -> None:
     """Any Connect workload holding Consul's own leaf (URI SAN only) can call, per intentions."""
-    leaf = consul.get("/v1/agent/connect/ca/leaf/order")
+    # With order's own token (the ACLs let an identity fetch its own leaf only).
+    leaf = consul.get("/v1/agent/connect/ca/leaf/order", token=consul.service_token("order"))
     assert isinstance(leaf, dict)
     assert leaf["ServiceURI"].endswith("/svc/order")
-    roots = load_or_create_ca(state_dir / "ca").cert_pem
+    roots = dev_ca(state_dir).cert_pem
     async with channel(
         inventory.address, roots, leaf["PrivateKeyPEM"].encode(), leaf["CertPEM"].encode()
     ) as ch:
@@ -142,7 +144,7 @@ async def test_a_consul_connect_leaf_is_a_valid_client(
 async def test_a_deny_intention_turns_an_allowed_caller_away_and_lifting_it_lets_it_back(
     inventory: ServiceProcess, consul: ConsulAgent, state_dir, trust_domain: str
 ) -> None:
-    ca = load_or_create_ca(state_dir / "ca")
+    ca = dev_ca(state_dir)
     async with leaf_channel(
         inventory.address, ca, ca.cert_pem, SpiffeId(trust_domain, "order")
     ) as ch:

@@ -35,7 +35,6 @@ from devstack.services import ServiceProcess, start_service
 from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
 from meshkit.events.envelopes import event_type
 from meshkit.mesh import Mesh, open_mesh
-from meshkit.security.certificates import load_or_create_ca
 from meshkit.telemetry.metrics import METRICS_PATH
 from services.inventory.app import DEFAULT_CATALOG
 from shop.common.v1.address_pb2 import Address
@@ -91,7 +90,7 @@ class Stack:
             nats_url=self.nats.url,
             state_dir=self.state,
             args=["--service", name, *args],
-            env={**base, "PYTHONPATH": str(ROOT)},
+            env={**base, "PYTHONPATH": str(ROOT), **self.consul.identity_env(name)},
             log=self.log,
             module=module,
         )
@@ -105,7 +104,6 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("flow-state")
-    load_or_create_ca(state / "ca")
     consul = start_consul(state, state / "consul.log")
     broker = NatsServer(store_dir=state / "nats", log_path=state / "nats.log").start()
     launcher = Launcher(consul, broker, state)

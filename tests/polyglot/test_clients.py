@@ -27,6 +27,7 @@ IDENTITY = "storefront"  # infra/consul/intentions/ allow storefront -> order
 @pytest.fixture(scope="module")
 def storefront_certs(consul: ConsulAgent, state_dir: Path) -> Path:
     """A leaf for ``storefront`` from the mesh CA, issued the way the README shows."""
+    consul.service_token(IDENTITY)  # its Consul identity, which the signer checks
     cmd = [sys.executable, "-m", "meshkit.tools.certs", "--state-dir", str(state_dir)]
     cmd += ["certs", "issue", IDENTITY, "--consul", consul.http_addr]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=30, check=False)
