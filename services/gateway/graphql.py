@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -42,7 +43,7 @@ from strawberry.types import Info
 
 from services.gateway.auth import Principal
 from services.gateway.backend import Backend
-from services.gateway.jsonmap import BadInput
+from services.gateway.jsonmap import BadInput, json_depth
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.status import EdgeError, bad_request, status_json, too_many_requests
 from shop.common.v1 import address_pb2, line_item_pb2, money_pb2
@@ -440,6 +441,7 @@ class GatewayGraphQL(GraphQL):
         limiter: RateLimiter | None = None,
         max_operations: int = 1000,
         max_subscriptions: int = 10,
+        max_json_depth: int = 64,
     ) -> None:
         super().__init__(
             schema,
@@ -450,6 +452,17 @@ class GatewayGraphQL(GraphQL):
         self._authenticate = authenticate
         self.limiter = limiter
         self.max_operations = max_operations
+        self.max_json_depth = max_json_depth
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON nested deeper than the edge allows is not parsed (the parser's recursion
+        would fail): on a WebSocket, the socket is closed with 4400 as for any bad JSON."""
+        text = data.encode() if isinstance(data, str) else data
+        if json_depth(text) > self.max_json_depth:
+            raise json.JSONDecodeError(
+                f"nests arrays/objects deeper than {self.max_json_depth} levels", str(data), 0
+            )
+        return super().decode_json(data)
 
     async def get_context(self, request: Any, response: Any) -> Any:
         state = request.scope.get("state") or {}

@@ -178,6 +178,7 @@ class Gateway:
             limiter=self.limiter,
             max_operations=policy.ws_max_operations,
             max_subscriptions=policy.ws_max_subscriptions,
+            max_json_depth=policy.max_json_depth,
         )
         routes = [
             Route("/healthz", self.healthz, methods=["GET"]),

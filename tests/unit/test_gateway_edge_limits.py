@@ -304,3 +304,21 @@ def test_graphql_ws_is_closed_4403_when_its_token_expires(ws_gateway: Any, issue
     assert time.monotonic() - started < 4
     assert len(backend.calls) == 1
     ws.__exit__(None, None, None)
+
+
+def test_graphql_ws_messages_nested_too_deep_close_the_socket_4400(
+    ws_gateway: Any, issuer: Issuer
+) -> None:
+    client, backend = ws_gateway
+    ws, session = connect(client, issuer.token(sub="deep"))
+    assert stock(session, "fine")["type"] == "next"
+    nested = "[" * 5000 + "]" * 5000
+    session.send_text(
+        '{"id": "deep", "type": "subscribe", "payload": {"query": "{ __typename }", '
+        f'"variables": {{"a": {nested}}}}}}}'
+    )
+    with pytest.raises(WebSocketDisconnect) as closed:
+        session.receive_json()
+    assert closed.value.code == 4400
+    ws.__exit__(None, None, None)
+    assert len(backend.calls) == 1
