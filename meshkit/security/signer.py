@@ -190,8 +190,7 @@ class Signer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         with tempfile.TemporaryDirectory(prefix="meshkit-signer-") as tmp:
             cert, key = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
-            key.touch(mode=0o600)
-            key.write_bytes(leaf.key_pem)
+            write_secret(key, leaf.key_pem)
             cert.write_bytes(leaf.cert_pem)
             ctx.load_cert_chain(cert, key)  # read now; the files go with the directory
         return ctx
