@@ -73,10 +73,14 @@ class EventsSettings:
 
 @dataclass(frozen=True)
 class EndUserSettings:
-    """The metadata keys by which the edge passes the end user (and its client) inward."""
+    """The metadata keys by which the edge passes the end user (and its client) inward,
+    who may assert a subject (``asserted_by``) and who may call methods that scope by
+    owner without one (``unscoped``): identities' service names; empty means nobody."""
 
     subject_metadata: str = "x-mesh-subject"
     client_id_metadata: str = "x-mesh-client-id"
+    asserted_by: tuple[str, ...] = ()
+    unscoped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ class MeshPolicy:
                 client_id_metadata=user.get(
                     "client_id_metadata", EndUserSettings.client_id_metadata
                 ),
+                asserted_by=tuple(user.get("asserted_by", ())),
+                unscoped=tuple(user.get("unscoped", ())),
             ),
         )
 

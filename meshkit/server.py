@@ -32,6 +32,7 @@ from meshkit.lifecycle import announce_ready, registered, stop_event
 from meshkit.mesh import BusFactory, Mesh, connect_nats, open_mesh
 from meshkit.rpc.descriptors import add_servicer
 from meshkit.rpc.interceptors import MeshServerInterceptor
+from meshkit.security.authorization import warn_if_unreachable
 from meshkit.telemetry import logs, tracing
 from meshkit.telemetry.metrics import METRICS_PATH
 
@@ -93,6 +94,8 @@ async def serve(
     async with AsyncExitStack() as stack:
         mesh, authorizer = await open_mesh(config, bus_factory=bus_factory)
         stack.push_async_callback(mesh.close)
+        if authorizer is not None:
+            warn_if_unreachable(authorizer, config.name)
         if global_tracer:
             trace.set_tracer_provider(mesh.tracer)
         await setup(mesh)

@@ -4,7 +4,9 @@ Consul's ``/v1/agent/connect/authorize`` would be one HTTP call per decision, an
 1.22.7 it keeps answering DENY after a deny intention is lifted. So the runtime watches
 ``/v1/connect/intentions/match?by=destination&name=<svc>`` with blocking queries (Consul
 returns the matching intentions sorted by precedence) and decides in process: the first
-intention whose source matches the caller wins; none matching means ``default_allow``.
+intention whose source matches the caller wins; none matching means deny (zero trust: a
+caller needs an intention, ``default_allow`` is off unless a caller asks for it). A
+service that no intention names as destination says so at start (``warn_if_unreachable``).
 Decisions are cached per caller and dropped whenever the intentions change, so the
 request path never talks to Consul and a changed intention applies within a second.
 
@@ -77,6 +79,20 @@ def decide_by_intentions(
     return Decision(default_allow, f"no intention matches; default is {how}")
 
 
+def warn_if_unreachable(authorizer: Authorizer, destination: str) -> None:
+    """A WARNING when no intention names ``destination``: every call to it is denied."""
+    if getattr(authorizer, "has_entry", True):
+        return
+    log.warning(
+        "no intentions for %s: every call to it is denied but health and reflection "
+        "(default deny); allow its callers with a service-intentions entry, "
+        "infra/consul/intentions/%s.json (applied to Consul by devstack, or "
+        "`consul config write`)",
+        destination,
+        destination,
+    )
+
+
 class StaticIntentions:
     """Intentions read once from ``<dir>/<destination>.json`` (a service-intentions entry)."""
 
@@ -84,6 +100,7 @@ class StaticIntentions:
         self.destination = destination
         self.default_allow = default_allow
         path = directory / f"{destination}.json"
+        self.has_entry = path.exists()
         entry = json.loads(path.read_text()) if path.exists() else {"Sources": []}
         sources = entry.get("Sources") or []
         # Consul's precedence within one destination: exact source names before "*".
@@ -101,7 +118,7 @@ class Intentions:
     """Intentions for one destination, watched from Consul, decided in process."""
 
     def __init__(
-        self, consul_client: consul.aio.Consul, destination: str, default_allow: bool = True
+        self, consul_client: consul.aio.Consul, destination: str, default_allow: bool = False
     ) -> None:
         self.destination = destination
         self.default_allow = default_allow
@@ -123,6 +140,11 @@ class Intentions:
 
     async def stop(self) -> None:
         await self._watch.stop()
+
+    @property
+    def has_entry(self) -> bool:
+        """Whether any intention names this destination (or ``*``) now."""
+        return bool(self._intentions)
 
     def _on_change(self, intentions: list[dict[str, Any]]) -> None:
         self._intentions = intentions

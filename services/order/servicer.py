@@ -4,7 +4,9 @@ read the view (queries).
 A call made for an end user (through the API gateway, ``x-shop-subject``) sees only that
 user's orders: the subject is the customer id. PlaceOrder and ListOrders take it as
 ``customer_id`` (empty means the subject; another customer's is PERMISSION_DENIED), and
-another customer's order is NOT_FOUND, as if it did not exist.
+another customer's order is NOT_FOUND, as if it did not exist. Every method asks for the
+subject, so every method is scoped: the subject only from the gateway, and a call without
+one only from the identities the mesh file lets call unscoped (``EndUser.subject_of``).
 """
 
 from __future__ import annotations
