@@ -244,6 +244,7 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     from shop.events.v1 import envelope_pb2
     from shop.order.v1 import order_pb2_grpc
 
+    from meshkit.events.nats import credential_options
     final: dict[str, tuple[float, str]] = {}  # order id -> (when, OrderConfirmed|...)
     placed: dict[str, float] = {}  # order id -> when its PlaceOrder started
     waiting: set[str] = set()  # placed, not final yet
@@ -258,7 +259,7 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
         if all_placed.is_set() and not waiting:
             all_final.set()
 
-    nc = await nats.connect(a.nats)
+    nc = await nats.connect(a.nats, **credential_options(a.nats_creds, "observer"))
     await nc.subscribe("shop.events.v1.OrderConfirmed", cb=on_final)
     await nc.subscribe("shop.events.v1.OrderCancelled", cb=on_final)
     config = MeshConfig(
@@ -346,6 +347,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timeout", type=float, default=5.0, help="each call's deadline, seconds")
     p.add_argument("--settle", type=float, default=60.0, help="orders: wait for final states")
     p.add_argument("--failures", action="store_true", help="unary: list each failed call")
+    p.add_argument(
+        "--nats-creds", type=Path, help="orders: the nkey seed of an identity that may read them"
+    )
     p.add_argument("--handshake", action="store_true")
     a = p.parse_args(argv)
     # The runtime's own lines (discovery changes, ...) go to stderr: the run's log.

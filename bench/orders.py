@@ -18,6 +18,7 @@ from bench.profiles import Profile
 from bench.report import Report, at_least, at_most
 from bench.servers import SKU
 from bench.stack import Stack
+from devstack.nats import OBSERVER
 
 SECTION = "3. order flow (4 services + NATS JetStream)"
 SERVICES = ("inventory", "payment", "shipping", "order")
@@ -26,6 +27,7 @@ SAGA_TIMEOUT = "300"
 
 def run(stack: Stack, profile: Profile, report: Report) -> dict[str, Any]:
     stack.start_nats()
+    assert stack.nats is not None
     seed = stack.state / "inventory-seed.json"
     seed.write_text(json.dumps({SKU: 10**12}))
     env = {
@@ -40,6 +42,7 @@ def run(stack: Stack, profile: Profile, report: Report) -> dict[str, Any]:
         "--consul", stack.consul_addr,
         "--state-dir", str(stack.state),
         "--nats", stack.nats_url,
+        "--nats-creds", str(stack.nats.creds(OBSERVER)),
         "--settle", str(profile.orders_settle),
         "--timeout", "10",
     ]  # fmt: skip

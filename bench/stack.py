@@ -86,15 +86,18 @@ class Stack(DevStack):
             elif mode == "mesh":
                 marker = "MESH_READY "
                 args += ["--name", name, *(["--relay"] if relay else []), "--"]
-                args += self.mesh_flags()
+                args += self.mesh_flags(name)
             child = start_python(f"{mode}:{name}", args, marker=marker, log=self.log)
             started.append(self.adopt(child))
         return [wait_ready(child) for child in started]
 
-    def mesh_flags(self) -> list[str]:
+    def mesh_flags(self, name: str) -> list[str]:
+        """A mesh process's flags as ``name``, with its NATS credential if it has one."""
+        creds = self.nats.creds(name) if self.nats is not None else None
         return [
             "--consul", self.consul_addr,
             "--nats", self.nats_url,
+            *(["--nats-creds", str(creds)] if creds is not None else []),
             "--state-dir", str(self.state),
             "--shutdown-grace", "1s",
         ]  # fmt: skip
@@ -106,7 +109,7 @@ class Stack(DevStack):
         started = []
         for name in names:
             child = start_python(
-                name, ["-m", f"services.{name}", *self.mesh_flags()], marker="MESH_READY ",
+                name, ["-m", f"services.{name}", *self.mesh_flags(name)], marker="MESH_READY ",
                 log=self.log, env=env.get(name),
             )  # fmt: skip
             started.append(self.adopt(child))

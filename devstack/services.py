@@ -44,9 +44,11 @@ def service_process(
     env: dict[str, str] | None = None,
     log: IO[str] | None = None,
     module: str | None = None,
+    nats_creds: Path | None = None,
 ) -> ServiceProcess:
     """An instance of ``services.<name>`` (or ``module``, which serves ``name`` its own way,
-    as a test's fault wrapper does), not started yet."""
+    as a test's fault wrapper does), not started yet; ``nats_creds``: its broker
+    credential (``NatsServer.creds(name)``)."""
     return ServiceProcess(
         name,
         argv=[
@@ -59,6 +61,7 @@ def service_process(
             nats_url,
             "--state-dir",
             str(state_dir),
+            *(["--nats-creds", str(nats_creds)] if nats_creds is not None else []),
             *(args or []),
         ],
         # Development profile: every trace recorded, so every order can be followed.
@@ -79,6 +82,7 @@ def start_service(
     log: IO[str] | None = None,
     timeout: float = 30.0,
     module: str | None = None,
+    nats_creds: Path | None = None,
 ) -> ServiceProcess:
     """Start ``services.<name>`` (or ``module``) and wait for its MESH_READY line."""
     proc = service_process(
@@ -90,13 +94,15 @@ def start_service(
         env=env,
         log=log,
         module=module,
+        nats_creds=nats_creds,
     )
     return proc.start(timeout)
 
 
 class Launcher:
     """Starts service processes against one Consul and one NATS (their output in
-    ``services.log``, by default in the state directory); ``stop_all`` stops them all."""
+    ``services.log``, by default in the state directory), each with its own NATS
+    credential; ``stop_all`` stops them all."""
 
     def __init__(
         self,
@@ -134,6 +140,7 @@ class Launcher:
             env={**self.consul.identity_env(name), **(env or {})},
             log=self.log,
             module=module,
+            nats_creds=self.nats.creds(name) if self.nats is not None else None,
         )
         self.started.append(proc)
         return proc.launch()

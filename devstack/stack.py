@@ -79,6 +79,7 @@ def mesh_config(
         consul_token=consul.service_token(name),
         signer_url=consul.signer_url,
         nats_url=nats.url if nats else "nats://127.0.0.1:4222",
+        nats_creds=nats.creds(name) if nats else None,  # name's own broker credential
         state_dir=state,
         policy=MeshPolicy.load(DEFAULT_MESH_FILE),
         trace_sample=1.0,  # every trace started, as make run's processes do

@@ -12,6 +12,7 @@ import os
 import re
 import socket
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,12 +64,19 @@ class EventsSettings:
     ``envelope`` is ``module:Class`` of a protobuf message with the envelope's fields
     (event_id, event_type, occur_time, correlation_id, causation_id, source,
     trace_context, payload); ``registry`` lists the modules whose import registers the
-    event types an envelope may carry."""
+    event types an envelope may carry. ``owners`` maps each event type to the one service
+    that may publish it (``[events.owners]``): the broker's permissions are made from it,
+    and a consumer rejects an event whose envelope names another source."""
 
     stream: str = "MESH_EVENTS"
     subjects: tuple[str, ...] = ("events.>",)
     envelope: str = ""
     registry: tuple[str, ...] = ()
+    owners: Mapping[str, str] = field(default_factory=dict)
+
+    def owned_by(self, service: str) -> list[str]:
+        """The event types ``service`` publishes (its broker subjects), sorted."""
+        return sorted(t for t, owner in self.owners.items() if owner == service)
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,7 @@ class MeshPolicy:
                 subjects=tuple(ev.get("subjects", EventsSettings.subjects)),
                 envelope=ev.get("envelope", ""),
                 registry=tuple(ev.get("registry", ())),
+                owners=dict(ev.get("owners", {})),
             ),
             end_user=EndUserSettings(
                 subject_metadata=user.get("subject_metadata", EndUserSettings.subject_metadata),
@@ -153,6 +162,9 @@ class MeshConfig:
     # The signer (meshkit.security.signer), the only holder of the CA key: https://host:port.
     signer_url: str = field(default_factory=lambda: os.environ.get("MESH_SIGNER_URL", ""))
     nats_url: str = "nats://127.0.0.1:4222"
+    # This instance's NATS credential: the file of its nkey seed (None: no credential,
+    # which a broker with authorization refuses).
+    nats_creds: Path | None = None
     state_dir: Path = DEFAULT_STATE_DIR
     db_path: Path = Path()
     insecure: bool = False
@@ -211,6 +223,12 @@ class MeshConfig:
             "--nats",
             default=env.get("NATS_URL", "nats://127.0.0.1:4222"),
             help="the event broker (NATS with JetStream)",
+        )
+        p.add_argument(
+            "--nats-creds",
+            type=Path,
+            default=env.get("MESH_NATS_CREDS") or None,
+            help="the file of this service's NATS nkey seed (its broker credential)",
         )
         p.add_argument(
             "--state-dir", type=Path, default=Path(env.get("MESH_STATE_DIR", DEFAULT_STATE_DIR))
@@ -289,6 +307,7 @@ class MeshConfig:
             ),
             signer_url=a.signer,
             nats_url=a.nats,
+            nats_creds=a.nats_creds,
             state_dir=a.state_dir,
             db_path=a.db or a.state_dir / "data" / f"{name}.db",
             insecure=a.insecure,

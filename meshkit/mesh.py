@@ -44,13 +44,18 @@ BusFactory = Callable[[MeshConfig], Awaitable[EventBus]]
 
 
 async def connect_nats(config: MeshConfig) -> EventBus:
-    """The production broker: NATS JetStream at ``config.nats_url``."""
+    """The production broker: NATS JetStream at ``config.nats_url``, as this service's
+    identity with its credential (``config.nats_creds``); a service with a credential of
+    its own binds to the stream, created beforehand by the broker's admin."""
     events = config.policy.events
     return await NatsBus.connect(
         config.nats_url,
         name=config.instance_id or config.name,
         stream=events.stream,
         subjects=events.subjects,
+        creds=config.nats_creds,
+        identity=config.name,
+        manage_stream=config.nats_creds is None,
     )
 
 

@@ -35,8 +35,22 @@ class Envelopes:
             raise ValueError("the mesh file names no envelope: set [events] envelope")
         module, _, name = settings.envelope.partition(":")
         self.message: type[Message] = getattr(importlib.import_module(module), name)
+        # event type -> the service that may publish it (empty: no ownership declared)
+        self.owners: dict[str, str] = dict(settings.owners)
         for registry in settings.registry:  # importing registers the event types
             importlib.import_module(registry)
+
+    def forged(self, envelope: Envelope) -> str | None:
+        """Why ``envelope`` may not be trusted, or None: with owners declared, an event
+        type that has none, or a ``source`` that is not its owner."""
+        if not self.owners:
+            return None
+        owner = self.owners.get(envelope.event_type)
+        if owner is None:
+            return "unowned"
+        if envelope.source != owner:
+            return "source"
+        return None
 
     def parse(self, data: bytes) -> Envelope:
         return self.message.FromString(data)

@@ -1,7 +1,14 @@
 """The event bus on NATS JetStream: one stream of all the application's events (its name
 and subjects from the mesh file's ``[events]``), a durable pull consumer per service,
 explicit acks, redelivery, and publish de-duplication by message id (``Nats-Msg-Id``,
-within the stream's duplicate window)."""
+within the stream's duplicate window).
+
+With a credential (the file of an nkey seed) the connection authenticates as one
+identity, and its inboxes are ``_INBOX.<identity>.*`` (``inbox_prefix``), so a broker's
+permissions can give each identity its own replies only. Such a service is not the
+stream's admin: the stream is created by a privileged identity (devstack's ``admin``),
+and the service only checks that it is there (``manage_stream=False``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import nats
 import nats.errors
@@ -27,6 +36,19 @@ DUPLICATE_WINDOW = 120.0  # seconds
 ACK_WAIT = 5.0
 MAX_DELIVER = 50
 BATCH = 32
+
+
+def inbox_prefix(identity: str) -> str:
+    """Where the replies to ``identity``'s requests (and its pull deliveries) go."""
+    return f"_INBOX.{identity}"
+
+
+def credential_options(creds: Path | str | None, identity: str) -> dict[str, Any]:
+    """``nats.connect`` options to authenticate with the nkey seed in ``creds`` as
+    ``identity`` (none without a credential: an anonymous connection)."""
+    if creds is None:
+        return {}
+    return {"nkeys_seed": str(creds), "inbox_prefix": inbox_prefix(identity)}
 
 
 @dataclass
@@ -49,16 +71,33 @@ class _Delivery:
 
 
 class NatsBus:
-    """A connection to NATS that reconnects forever; the stream is created if missing."""
+    """A connection to NATS that reconnects forever; the stream is created if missing
+    (``manage_stream``), or only looked for."""
 
-    def __init__(self, nc: nats.NATS, stream: str, subjects: Sequence[str]) -> None:
+    def __init__(
+        self, nc: nats.NATS, stream: str, subjects: Sequence[str], manage_stream: bool = True
+    ) -> None:
         self.nc = nc
         self.js = nc.jetstream(timeout=5.0)
         self.stream = stream
         self.subjects = list(subjects)
+        self.manage_stream = manage_stream
 
     @classmethod
-    async def connect(cls, url: str, name: str, *, stream: str, subjects: Sequence[str]) -> NatsBus:
+    async def connect(
+        cls,
+        url: str,
+        name: str,
+        *,
+        stream: str,
+        subjects: Sequence[str],
+        creds: Path | str | None = None,
+        identity: str = "",
+        manage_stream: bool = True,
+    ) -> NatsBus:
+        """Connected (as ``identity`` with the seed in ``creds``, if given), the stream
+        ensured; raises if the broker refuses the connection."""
+
         async def error(exc: Exception) -> None:
             log.warning("nats: %s", exc)
 
@@ -69,12 +108,23 @@ class NatsBus:
             reconnect_time_wait=0.5,
             allow_reconnect=True,
             error_cb=error,
+            **credential_options(creds, identity or name),
         )
-        bus = cls(nc, stream, subjects)
+        bus = cls(nc, stream, subjects, manage_stream)
         await bus.ensure_stream()
         return bus
 
     async def ensure_stream(self) -> None:
+        if not self.manage_stream:
+            try:
+                await self.js.stream_info(self.stream)
+            except nats.js.errors.NotFoundError:
+                log.warning(
+                    "stream %s not found (its admin creates it): publishing and consuming"
+                    " wait for it",
+                    self.stream,
+                )
+            return
         config = api.StreamConfig(
             name=self.stream,
             subjects=self.subjects,

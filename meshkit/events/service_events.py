@@ -12,6 +12,12 @@ Trace context travels in the envelope: ``emit`` opens a short PRODUCER span
 ``<type> process`` span are its children, so one order yields one trace across services
 and the broker. With metrics, the consumer counts its deliveries (by outcome, redeliveries,
 handling time) and a sampler keeps the outbox depth and the consumer's lag current.
+
+An event whose envelope names a ``source`` other than the owner of its type (the mesh
+file's ``[events.owners]``) is not handled: it is acknowledged and dropped, logged, and
+counted in ``mesh_events_rejected_total{event_type, reason}``. The broker's permissions
+already keep a service from publishing another's events; this check also holds when a
+service's own credential is used to publish an event in another's name.
 """
 
 from __future__ import annotations
@@ -174,6 +180,21 @@ class Events:
             log.error("dropping an undecodable event: %s", exc)
             if self._metrics is not None:
                 self._metrics.events_processed.labels("", "dropped").inc()
+            await delivery.ack()
+            return
+        rejected = self.envelopes.forged(envelope)
+        if rejected is not None:  # defence in depth: the broker's permissions come first
+            log.error(
+                "rejecting %s %s (order %s) from source %r: %s (its owner is %r); dropped",
+                envelope.event_type,
+                envelope.event_id,
+                envelope.correlation_id,
+                envelope.source,
+                "not its owner" if rejected == "source" else "a type with no owner",
+                self.envelopes.owners.get(envelope.event_type, ""),
+            )
+            if self._metrics is not None:
+                self._metrics.events_rejected.labels(envelope.event_type, rejected).inc()
             await delivery.ack()
             return
         handler = self._handlers.get(envelope.event_type)

@@ -11,6 +11,7 @@ within one instance.
   by ``grpc_code`` (requests, and errors as the codes other than OK),
   ``mesh_server_handling_seconds`` (histogram), ``mesh_server_in_flight``.
 - Events: ``mesh_events_processed_total`` by ``event_type`` and ``outcome``,
+  ``mesh_events_rejected_total`` by ``event_type`` and ``reason`` (a forged source),
   ``mesh_events_redelivered_total``, ``mesh_events_handling_seconds``, the durable
   consumer's lag (``mesh_events_consumer_pending``, ``..._ack_pending``, sampled),
   ``mesh_outbox_depth`` (sampled), ``mesh_outbox_published_total``.
@@ -116,6 +117,14 @@ class Metrics:
             "Deliveries this service's consumer handled, by outcome: ok, retry (the handler"
             " failed; redelivered later) or duplicate (seen before; no second effect).",
             ("event_type", "outcome"),
+            registry=r,
+        )
+        self.events_rejected = Counter(
+            "mesh_events_rejected",
+            "Deliveries this service's consumer refused to handle (acknowledged and dropped),"
+            " by reason: source (the envelope's source is not the owner of its event type)"
+            " or unowned (the mesh file names no owner for the type).",
+            ("event_type", "reason"),
             registry=r,
         )
         self.events_redelivered = Counter(

@@ -481,7 +481,8 @@ async def test_an_event_ahead_of_its_turn_comes_back_later(tmp_path: Path) -> No
         order_id = placed.order_id
 
         async def publish(event: Any) -> None:
-            envelope = shop.app.envelopes.wrap(event, source="test", correlation_id=order_id)
+            owner = shop.app.envelopes.owners[event.DESCRIPTOR.full_name]  # else rejected
+            envelope = shop.app.envelopes.wrap(event, source=owner, correlation_id=order_id)
             await shop.app.bus.publish(
                 envelope.event_type, envelope.SerializeToString(), envelope.event_id
             )

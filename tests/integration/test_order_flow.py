@@ -30,10 +30,11 @@ from nats.js import JetStreamContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.consul import ConsulAgent
-from devstack.nats import NatsServer
+from devstack.nats import ADMIN, NatsServer
 from devstack.services import ServiceProcess, start_service
 from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
 from meshkit.events.envelopes import event_type
+from meshkit.events.nats import credential_options
 from meshkit.mesh import Mesh, open_mesh
 from meshkit.telemetry.metrics import METRICS_PATH
 from services.inventory.app import DEFAULT_CATALOG
@@ -93,6 +94,7 @@ class Stack:
             env={**base, "PYTHONPATH": str(ROOT), **self.consul.identity_env(name)},
             log=self.log,
             module=module,
+            nats_creds=self.nats.creds(name),
         )
 
     def db(self, service: str) -> sqlite3.Connection:
@@ -425,7 +427,8 @@ async def test_the_same_event_delivered_twice_has_no_second_effect(
                 if EventEnvelope.FromString(row["data"]).correlation_id == order.order_id:
                     events.append((row["event_id"], row["subject"], row["data"]))
     assert len(events) == 5  # placed, reserved, captured, scheduled, confirmed
-    nc = await nats.connect(stack.nats.url)
+    # As the broker's admin: every service's events, republished (no service may).
+    nc = await nats.connect(stack.nats.url, **credential_options(stack.nats.creds(ADMIN), ADMIN))
     try:
         js = nc.jetstream()
         # Nothing in flight (a redelivery left by an earlier test would be counted too).
