@@ -86,10 +86,14 @@ async def inventory_stub(a: argparse.Namespace) -> AsyncIterator[Any]:
     if a.kind == "mesh":
         from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
         from meshkit.mesh import open_mesh
+        from meshkit.security.signer import dev_identity
 
+        token, signer = dev_identity(Path(a.state_dir), a.identity)
         config = MeshConfig(
             name=a.identity,
             consul_http_addr=a.consul,
+            consul_token=token,
+            signer_url=signer,
             state_dir=a.state_dir,
             policy=MeshPolicy.load(DEFAULT_MESH_FILE),
         )
@@ -240,11 +244,12 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     import nats
 
     from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+    from meshkit.events.nats import credential_options
     from meshkit.mesh import open_mesh
+    from meshkit.security.signer import dev_identity
     from shop.events.v1 import envelope_pb2
     from shop.order.v1 import order_pb2_grpc
 
-    from meshkit.events.nats import credential_options
     final: dict[str, tuple[float, str]] = {}  # order id -> (when, OrderConfirmed|...)
     placed: dict[str, float] = {}  # order id -> when its PlaceOrder started
     waiting: set[str] = set()  # placed, not final yet
@@ -262,9 +267,12 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     nc = await nats.connect(a.nats, **credential_options(a.nats_creds, "observer"))
     await nc.subscribe("shop.events.v1.OrderConfirmed", cb=on_final)
     await nc.subscribe("shop.events.v1.OrderCancelled", cb=on_final)
+    token, signer = dev_identity(Path(a.state_dir), a.identity)
     config = MeshConfig(
         name=a.identity,
         consul_http_addr=a.consul,
+        consul_token=token,
+        signer_url=signer,
         state_dir=a.state_dir,
         policy=MeshPolicy.load(DEFAULT_MESH_FILE),
     )

@@ -12,12 +12,13 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 
 from bench.procs import Child, start_python, wait_ready
+from devstack.consul import ConsulAgent
 from devstack.stack import Stack as DevStack
-from meshkit.security.certificates import issue_leaf, service_dns_names
-from meshkit.security.identity import SpiffeId
-from meshkit.security.secrets import write_secret
+from meshkit.tools.certs import main as certs_cli
 from shop.inventory.v1 import inventory_pb2
 
+# The identities bench.client's mesh runs take (--identity; chain's hops as order).
+CLIENT_IDENTITIES = ("operator", "order")
 INVENTORY_SERVICE = "shop.inventory.v1.InventoryService"
 GET_STOCK = f"{INVENTORY_SERVICE}/GetStock"
 
@@ -35,17 +36,30 @@ class Stack(DevStack):
 
     # --- infrastructure ---------------------------------------------------------------
 
+    def start_consul(self) -> ConsulAgent:
+        consul = super().start_consul()
+        for identity in CLIENT_IDENTITIES:  # what bench.client reads for --identity
+            consul.service_token(identity)
+        return consul
+
     def certs(self, name: str) -> Path:
-        """key.pem, cert.pem and ca.pem of a leaf for ``name`` (a client or a bare server)."""
+        """key.pem, cert.pem and ca.pem of a leaf for ``name`` (a client or a bare server),
+        from the signer with ``name``'s Consul token, as ``make run`` issues operator's."""
         out = self.state / "certs" / name
         if not (out / "cert.pem").exists():
-            leaf = issue_leaf(
-                self.ca, SpiffeId(self.trust_domain, name), service_dns_names(name), 24 * 3600.0
+            consul = self.start_consul()
+            consul.service_token(name)
+            certs_cli(
+                [
+                    "--state-dir",
+                    str(self.state),
+                    "certs",
+                    "issue",
+                    name,
+                    "--consul",
+                    consul.http_addr,
+                ]
             )
-            out.mkdir(parents=True, exist_ok=True)
-            write_secret(out / "key.pem", leaf.key_pem)
-            (out / "cert.pem").write_bytes(leaf.cert_pem)
-            (out / "ca.pem").write_bytes(self.ca.cert_pem)
         return out
 
     def protoset(self) -> Path:
@@ -100,6 +114,9 @@ class Stack(DevStack):
             *(["--nats-creds", str(creds)] if creds is not None else []),
             "--state-dir", str(self.state),
             "--shutdown-grace", "1s",
+            # its own Consul token, the proof of its identity to the signer
+            "--consul-token-file", str(self.start_consul().token_file(name)),
+            "--signer", self.start_consul().signer_url,
         ]  # fmt: skip
 
     def domain_services(self, names: list[str], env: dict[str, dict[str, str]]) -> list[Child]:

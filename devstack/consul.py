@@ -103,6 +103,11 @@ class ConsulAgent(ChildProcess):
             self._tokens[name] = secret
         return self._tokens[name]
 
+    def token_file(self, name: str) -> Path:
+        """The file (0600) of ``name``'s token, made on first use: for ``--consul-token-file``."""
+        self.service_token(name)
+        return self.tokens_dir / "tokens" / f"{name}.token"
+
     def _create_token(self, secret: str, description: str, grants: dict[str, object]) -> None:
         body = {"SecretID": secret, "Description": description, **grants}
         deadline = time.monotonic() + 15
@@ -238,12 +243,17 @@ class ConsulAgent(ChildProcess):
 
 def main() -> None:
     """``make consul``: the dev agent on its default ports, the mesh CA as Connect root."""
-    from meshkit.security.certificates import consul_ca_config, load_or_create_ca
+    from meshkit.security.certificates import consul_ca_config
+    from meshkit.security.signer import init_ca
 
-    ca = load_or_create_ca(ROOT / ".state" / "ca")
-    agent = ConsulAgent(use_free_ports=False, extra_config=consul_ca_config(ca))
+    state = ROOT / ".state"
+    ca = init_ca(state)
+    agent = ConsulAgent(
+        use_free_ports=False, extra_config=consul_ca_config(ca), acl_dir=state / "consul"
+    )
     agent.start()
     print(f"consul dev agent on {agent.url} (UI at /ui); Ctrl-C stops it", flush=True)
+    print(f"ACLs on: the management token is in {agent.tokens_dir / 'management.token'}")
     try:
         assert agent.process is not None
         agent.process.wait()

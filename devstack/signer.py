@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import ClassVar
 
 from devstack.consul import ConsulAgent
 from devstack.process import ReadyLineProcess
@@ -34,15 +34,21 @@ class SignerProcess(ReadyLineProcess):
 
     stop_timeout: ClassVar[float] = 5.0
 
+    def cleanup(self) -> None:
+        if self.log is not None:
+            self.log.close()  # its own file (start_signer opened it)
+            self.log = None
+
     @property
     def url(self) -> str:
         return str(self.info["url"])
 
 
-def start_signer(state: Path, consul: ConsulAgent, log: IO[str] | None = None) -> SignerProcess:
-    """The signer of ``state``'s CA, checking tokens with ``consul``; attached to the agent
-    (``consul.signer``), stopped with it."""
+def start_signer(state: Path, consul: ConsulAgent, log_path: Path | None = None) -> SignerProcess:
+    """The signer of ``state``'s CA, checking tokens with ``consul``, its output in
+    ``log_path``; attached to the agent (``consul.signer``), stopped with it."""
     dev_ca(state)
+    log = open(log_path, "a") if log_path is not None else None  # noqa: SIM115
     proc = SignerProcess(
         "signer",
         argv=[

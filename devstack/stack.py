@@ -61,8 +61,7 @@ def _start_consul(
     ).start()
     try:
         intentions = apply_intentions(agent)
-        log = open(log_path.with_name("signer.log"), "a") if log_path else None  # noqa: SIM115
-        start_signer(state, agent, log)
+        start_signer(state, agent, log_path.with_name("signer.log") if log_path else None)
         return agent, intentions
     except BaseException:
         agent.stop()

@@ -2,17 +2,23 @@
 
 Consul's Connect leaf certificates carry only a SPIFFE URI SAN, and gRPC clients (Python,
 Go) insist on a DNS or IP SAN for the server's hostname check. So the mesh keeps a CA of
-its own (``.state/ca/``) that is *also* Consul's Connect CA root (``ca_config`` with
-``PrivateKey``/``RootCert``, see :func:`consul_ca_config`), and issues each service a leaf
+its own that is *also* Consul's Connect CA root (``ca_config`` with
+``PrivateKey``/``RootCert``, see :func:`consul_ca_config`), and each service gets a leaf
 with both: DNS/IP SANs for gRPC, the SPIFFE URI in Consul's trust domain for identity.
 Any Connect workload holding a Consul leaf chains to the same root, so it can call the
 services (subject to intentions), and the services trust exactly Consul's roots.
+
+The CA key is held by one process, the signer (``meshkit.security.signer``; devstack keeps
+the CA in ``.state/signer/``, 0700). A workload makes its own key and sends a CSR with
+its Consul ACL token (:class:`SignerClient`); the signer signs only for the service the
+token holds. :func:`issue_leaf` (key and signature in one place) is for the signer itself
+and for tests that act as devstack.
 
 Leaves are short-lived and re-issued at two thirds of their life or when Consul's roots or
 trust domain change; servers pick the new one up on the next handshake, clients rebuild
 their channels (see :meth:`Certificates.subscribe`).
 
-``python -m meshkit.tools.certs certs`` creates the CA and issues certificates for tools.
+``python -m meshkit.tools.certs certs`` creates the CA and gets certificates for tools.
 """
 
 from __future__ import annotations

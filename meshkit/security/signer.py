@@ -206,6 +206,19 @@ def public_ca_dir(state: Path) -> Path:
     return state / "ca"
 
 
+def dev_identity(state: Path, name: str) -> tuple[str, str]:
+    """``name``'s Consul token and the signer's URL as a devstack of ``state`` keeps them
+    (``<state>/consul/tokens/<name>.token``, ``<state>/ca/signer.url``), else from the
+    environment ($CONSUL_HTTP_TOKEN, $MESH_SIGNER_URL): for tools and load generators."""
+    token_file = state / "consul" / "tokens" / f"{name}.token"
+    url_file = public_ca_dir(state) / "signer.url"
+    token = token_file.read_text().strip() if token_file.exists() else ""
+    url = os.environ.get("MESH_SIGNER_URL", "")
+    if not url and url_file.exists():
+        url = url_file.read_text().strip()
+    return token or os.environ.get("CONSUL_HTTP_TOKEN", ""), url
+
+
 def init_ca(state: Path) -> CA:
     """The mesh CA of ``state`` (made on first use): its key in ``<state>/signer/`` (0700,
     the key 0600), its public root in ``<state>/ca/ca.pem``. A ``ca.key`` an earlier

@@ -22,7 +22,7 @@ from pathlib import Path
 from meshkit.config import DEFAULT_STATE_DIR
 from meshkit.security.certificates import CA_CERT, SignerClient, read_token
 from meshkit.security.secrets import write_secret
-from meshkit.security.signer import init_ca, public_ca_dir
+from meshkit.security.signer import dev_identity, init_ca, public_ca_dir
 
 
 def consul_trust_domain(http_addr: str) -> str:
@@ -59,13 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         init_ca(a.state_dir)
         print(public_ca_dir(a.state_dir) / CA_CERT)
         return
-    signer = a.signer
-    if not signer and (public_ca_dir(a.state_dir) / "signer.url").exists():
-        signer = (public_ca_dir(a.state_dir) / "signer.url").read_text().strip()
+    token, signer = dev_identity(a.state_dir, a.name)
+    signer = a.signer or signer
     if not signer:
         raise SystemExit("no signer: --signer, $MESH_SIGNER_URL, or a running `make run`")
-    token_file = a.token_file or a.state_dir / "consul" / "tokens" / f"{a.name}.token"
-    token = read_token(token_file) if token_file.exists() else os.environ.get("CONSUL_HTTP_TOKEN")
+    if a.token_file:
+        token = read_token(a.token_file)
     if not token:
         raise SystemExit(f"no Consul token for {a.name}: --token-file or $CONSUL_HTTP_TOKEN")
     roots = a.ca_file.read_bytes() if a.ca_file else consul_roots(a.consul)
