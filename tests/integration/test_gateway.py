@@ -93,6 +93,7 @@ def start_gateway(
         nats_url=nats.url,
         state_dir=state_dir,
         args=["--port", "0", "--issuer", hydra.issuer, "--audience", AUDIENCE, *args],
+        env=consul.identity_env("gateway"),  # its Consul token, the signer
         log=log,
     )
 

@@ -67,6 +67,9 @@ def test_without_a_token_neither_the_ca_configuration_nor_a_leaf_is_readable(
     # The management token (devstack's own) does read both: the refusals are the ACLs'.
     management = consul.management_token
     assert status_of(consul, "/v1/connect/ca/configuration", management) == 200
+    # What is at stake: Consul's built-in CA provider answers with the CA's private key.
+    config = consul.get("/v1/connect/ca/configuration")
+    assert isinstance(config, dict) and "PRIVATE KEY" in config["Config"]["PrivateKey"]
     assert status_of(consul, "/v1/agent/connect/ca/leaf/zt-anon-leaf", management) == 200
 
 
