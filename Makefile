@@ -53,7 +53,7 @@ help-main:
 	@echo "make gen                regenerate gen/python from protos/"
 	@echo "make lint               ruff + buf lint"
 	@echo "make consul             a Consul dev agent on 127.0.0.1 (HTTP :8500), the mesh CA as its Connect root"
-	@echo "make certs              the mesh's dev CA in .state/ca (make run creates it too)"
+	@echo "make certs              a dev CA on disk in .state/signer, for a signer run by hand"
 	@echo "make clean              remove the venv and local state (the cached binaries stay)"
 
 # Targets of other areas (clients, benchmarks, ...) live in mk/<area>.mk; they add their

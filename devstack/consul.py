@@ -16,6 +16,7 @@ from typing import ClassVar, Self
 from devstack.ports import free_ports
 from devstack.process import ChildProcess
 from devstack.tools import ROOT, consul_binary
+from meshkit.security.certificates import CA
 from meshkit.security.secrets import write_secret
 
 DEV_CONFIG = ROOT / "infra" / "consul" / "dev.hcl"
@@ -42,6 +43,8 @@ class ConsulAgent(ChildProcess):
     acl_dir: Path | None = None
     # The signer of the stack (meshkit.security.signer), stopped with the agent.
     signer: ChildProcess | None = field(default=None, repr=False)
+    # The mesh CA configured as the Connect CA root (extra_config), held in memory.
+    connect_ca: CA | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
     _tokens: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -147,7 +150,13 @@ class ConsulAgent(ChildProcess):
             self.service_token(path.name.removesuffix(".token"))
 
     def start(self, timeout: float | None = None) -> Self:
-        super().start(timeout)
+        try:
+            super().start(timeout)
+        finally:
+            # The agent has read its config: the file with the CA key goes (each start
+            # writes it anew).
+            if self._tmp is not None:
+                (Path(self._tmp.name) / "extra.json").unlink(missing_ok=True)
         try:
             self._bootstrap_acl()
         except BaseException:
@@ -243,11 +252,11 @@ class ConsulAgent(ChildProcess):
 
 def main() -> None:
     """``make consul``: the dev agent on its default ports, the mesh CA as Connect root."""
+    from devstack.signer import new_ca
     from meshkit.security.certificates import consul_ca_config
-    from meshkit.security.signer import init_ca
 
     state = ROOT / ".state"
-    ca = init_ca(state)
+    ca = new_ca(state)  # in memory; its public root in .state/ca/ca.pem
     agent = ConsulAgent(
         use_free_ports=False, extra_config=consul_ca_config(ca), acl_dir=state / "consul"
     )

@@ -1,38 +1,72 @@
 """The mesh CA and its signer, for a stack.
 
-The CA is made by devstack and kept in ``<state>/signer/`` (the directory 0700, ``ca.key``
-0600): devstack reads it once to make it Consul's Connect CA root (agent config), and
-starts the signer (``python -m meshkit.security.signer``) with it; no other process of
-the stack opens that directory. The public root alone is also written to
-``<state>/ca/ca.pem`` (for tools and for ``--no-connect``, where Consul's roots are not
-asked). A ``ca.key`` left in ``<state>/ca/`` by an earlier version moves to the signer's
-directory.
+Devstack makes the mesh CA in memory, once per stack (``make run``, a test's stack): it
+configures it as Consul's Connect CA root (agent config, in a 0600 file of a 0700
+temporary directory, removed once the agent is up) and hands its key to the signer
+(``python -m meshkit.security.signer --key-stdin``) on the signer's stdin. So no
+``ca.key`` is left on disk, and of the stack's processes only devstack, Consul (the
+built-in Connect CA provider holds it) and the signer ever hold the key. The public root
+alone is written to ``<state>/ca/ca.pem`` (for tools and for ``--no-connect``, where
+Consul's roots are not asked), the signer's URL to ``<state>/ca/signer.url``. A CA key an
+earlier layout left in ``<state>/ca/`` is removed. (``make certs`` still makes a CA on
+disk, in ``<state>/signer/``, for a signer run by hand; a stack does not use it.)
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from devstack.consul import ConsulAgent
 from devstack.process import ReadyLineProcess
-from meshkit.security.certificates import CA
-from meshkit.security.signer import READY, init_ca, public_ca_dir, signer_dir
+from meshkit.security.certificates import CA, CA_CERT, CA_KEY, create_ca
+from meshkit.security.signer import READY, public_ca_dir
+
+_CAS: dict[Path, CA] = {}  # the CA of each state dir's stack, in this process's memory
+
+
+def new_ca(state: Path) -> CA:
+    """A fresh mesh CA for a stack of ``state``: in memory, its public root written to
+    ``<state>/ca/ca.pem``; any CA key left on disk by an earlier layout removed."""
+    (public_ca_dir(state) / CA_KEY).unlink(missing_ok=True)  # an old layout's
+    ca = create_ca()
+    public_ca_dir(state).mkdir(parents=True, exist_ok=True)
+    (public_ca_dir(state) / CA_CERT).write_bytes(ca.cert_pem)
+    _CAS[state.resolve()] = ca
+    return ca
 
 
 def dev_ca(state: Path) -> CA:
-    """The mesh CA of ``state``, made on first use (see :func:`init_ca`)."""
-    return init_ca(state)
+    """The CA of the stack of ``state`` this process started (devstack's; a test acting
+    as devstack forges leaves with it). It is nowhere on disk."""
+    try:
+        return _CAS[state.resolve()]
+    except KeyError:
+        raise LookupError(f"no stack of {state} was started by this process") from None
 
 
 @dataclass
 class SignerProcess(ReadyLineProcess):
-    """The signer: ready when it prints ``SIGNER_READY {"url": ...}``."""
+    """The signer: gets the CA key on its stdin, ready when it prints
+    ``SIGNER_READY {"url": ...}``."""
 
     stop_timeout: ClassVar[float] = 5.0
+    key_pem: bytes = field(default=b"", repr=False)
+
+    def _popen_options(self) -> dict[str, Any]:
+        return {**super()._popen_options(), "stdin": subprocess.PIPE}
+
+    def _popen(self, cmd: list[str]) -> subprocess.Popen[Any]:
+        proc = super()._popen(cmd)
+        assert proc.stdin is not None
+        proc.stdin.write(self.key_pem.decode())
+        proc.stdin.close()  # the key is in the signer's memory only, from now on
+        self.key_pem = b""
+        return proc
 
     def cleanup(self) -> None:
         if self.log is not None:
@@ -44,10 +78,15 @@ class SignerProcess(ReadyLineProcess):
         return str(self.info["url"])
 
 
-def start_signer(state: Path, consul: ConsulAgent, log_path: Path | None = None) -> SignerProcess:
-    """The signer of ``state``'s CA, checking tokens with ``consul``, its output in
-    ``log_path``; attached to the agent (``consul.signer``), stopped with it."""
-    dev_ca(state)
+def start_signer(
+    state: Path, consul: ConsulAgent, ca: CA, log_path: Path | None = None
+) -> SignerProcess:
+    """The signer of ``ca`` (its key on the signer's stdin), checking tokens with
+    ``consul``, its output in ``log_path``; attached to the agent (``consul.signer``),
+    stopped with it."""
+    public = public_ca_dir(state)
+    public.mkdir(parents=True, exist_ok=True)
+    (public / CA_CERT).write_bytes(ca.cert_pem)
     log = open(log_path, "a") if log_path is not None else None  # noqa: SIM115
     proc = SignerProcess(
         "signer",
@@ -56,14 +95,16 @@ def start_signer(state: Path, consul: ConsulAgent, log_path: Path | None = None)
             "-m",
             "meshkit.security.signer",
             "--ca-dir",
-            str(signer_dir(state)),
+            str(public),  # ca.pem only: the key comes on stdin
+            "--key-stdin",
             "--consul",
             consul.http_addr,
         ],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         marker=READY,
         log=log,
+        key_pem=ca.key_pem,
     ).start(30)
     consul.signer = proc
-    (public_ca_dir(state) / "signer.url").write_text(proc.url + "\n")  # for the tools
+    (public / "signer.url").write_text(proc.url + "\n")  # for the tools
     return proc

@@ -1,13 +1,14 @@
 """One way to start a stack, for ``make run``, the tests and the benchmarks.
 
-A ``Stack`` lives in a state directory (the mesh CA in ``signer/``, its public root in
-``ca/``, the ACL tokens in ``consul/``, the databases, the logs) and starts, on loopback: a
-Consul dev agent with ACLs on (default deny) whose Connect CA root is the mesh CA, with
-the intentions of infra/consul/intentions/ applied, and the signer that issues every
-workload's leaf (each workload gets its own ACL token); a NATS server with JetStream (its
-store in ``nats/``); the services; Ory Hydra and the gateway. Free ports by default,
-``make run``'s fixed ones (the README's) with ``fixed_ports``. As a context manager it
-starts the infrastructure and stops everything it started, in reverse order, at the end::
+A ``Stack`` lives in a state directory (the public root of its mesh CA in ``ca/``, the
+CA itself in memory only, the ACL tokens in ``consul/``, the databases, the logs) and
+starts, on loopback: a Consul dev agent with ACLs on (default deny) whose Connect CA
+root is the mesh CA, with the intentions of infra/consul/intentions/ applied, and the
+signer that issues every workload's leaf (each workload gets its own ACL token); a NATS
+server with JetStream (its store in ``nats/``); the services; Ory Hydra and the gateway.
+Free ports by default, ``make run``'s fixed ones (the README's) with ``fixed_ports``. As
+a context manager it starts the infrastructure and stops everything it started, in
+reverse order, at the end::
 
     with Stack(state) as stack:
         stack.start_services()               # the four domain services, passing in Consul
@@ -27,9 +28,9 @@ from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer
 from devstack.process import ChildProcess
 from devstack.services import NO_NATS, Launcher, ServiceProcess
-from devstack.signer import dev_ca, start_signer
+from devstack.signer import new_ca, start_signer
 from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
-from meshkit.security.certificates import consul_ca_config
+from meshkit.security.certificates import CA, consul_ca_config
 
 # make run's ports (the README's grpcurl calls use them); order last: it calls inventory.
 SERVICE_PORTS = {"inventory": 50052, "payment": 50053, "shipping": 50054, "order": 50051}
@@ -42,26 +43,27 @@ C = TypeVar("C", bound=ChildProcess)
 def start_consul(
     state: Path, log_path: Path | None = None, fixed_ports: bool = False
 ) -> ConsulAgent:
-    """A Consul dev agent whose Connect CA root is the mesh CA of ``state``, intentions
-    applied."""
-    return _start_consul(state, log_path, fixed_ports)[0]
+    """A Consul dev agent whose Connect CA root is a new mesh CA (``consul.connect_ca``),
+    intentions applied, and its signer."""
+    return _start_consul(state, log_path, fixed_ports, new_ca(state))[0]
 
 
 def _start_consul(
-    state: Path, log_path: Path | None, fixed_ports: bool
+    state: Path, log_path: Path | None, fixed_ports: bool, ca: CA
 ) -> tuple[ConsulAgent, list[str]]:
-    """Consul with ACLs on (default deny; the tokens in ``<state>/consul/``), the mesh CA
-    as its Connect CA root, the intentions applied; then the signer, which alone holds the
-    CA key from then on (``consul.signer``, stopped with the agent)."""
+    """Consul with ACLs on (default deny; the tokens in ``<state>/consul/``), ``ca`` as
+    its Connect CA root, the intentions applied; then the signer, given the CA key on its
+    stdin (``consul.signer``, stopped with the agent). No CA key is written to disk."""
     agent = ConsulAgent(
         use_free_ports=not fixed_ports,
-        extra_config=consul_ca_config(dev_ca(state)),
+        extra_config=consul_ca_config(ca),
         log_path=log_path,
         acl_dir=state / "consul",
+        connect_ca=ca,
     ).start()
     try:
         intentions = apply_intentions(agent)
-        start_signer(state, agent, log_path.with_name("signer.log") if log_path else None)
+        start_signer(state, agent, ca, log_path.with_name("signer.log") if log_path else None)
         return agent, intentions
     except BaseException:
         agent.stop()
@@ -109,8 +111,8 @@ class Stack:
         self.insecure = insecure
         self.log_dir = (log_dir or self.state / "logs").resolve()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        # The mesh CA: devstack's and the signer's only (its key in <state>/signer/).
-        self.ca = dev_ca(self.state)
+        # The mesh CA of this stack, in memory: devstack's, Consul's and the signer's only.
+        self.ca = new_ca(self.state)
         self.consul: ConsulAgent | None = None
         self.nats: NatsServer | None = None
         self.edge: Edge | None = None
@@ -136,7 +138,7 @@ class Stack:
     def start_consul(self) -> ConsulAgent:
         if self.consul is None or not self.consul.running:
             self.consul, self.intentions = _start_consul(
-                self.state, self.log_dir / "consul.log", self.fixed_ports
+                self.state, self.log_dir / "consul.log", self.fixed_ports, self.ca
             )
             if self._launcher is not None:
                 self._launcher.consul = self.consul

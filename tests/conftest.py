@@ -18,7 +18,6 @@ import pytest
 from devstack.consul import ConsulAgent
 from devstack.nats import NatsServer
 from devstack.services import Launcher, ServiceProcess
-from devstack.signer import dev_ca
 from devstack.stack import DOMAIN_SERVICES, Stack, mesh_config, start_consul
 from meshkit.mesh import Mesh, open_mesh
 
@@ -39,10 +38,9 @@ __all__ = [
 
 @pytest.fixture(scope="session")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The mesh's state (CA, ACL tokens, databases, logs) for the session."""
-    state = tmp_path_factory.mktemp("state")
-    dev_ca(state)
-    return state
+    """The mesh's state (the CA's public root, ACL tokens, databases, logs) for the
+    session; the CA itself is the session stack's, in memory (``devstack.signer.dev_ca``)."""
+    return tmp_path_factory.mktemp("state")
 
 
 @pytest.fixture(scope="session")

@@ -1,13 +1,15 @@
 """Operator commands of the mesh: ``python -m meshkit.tools.certs certs ...``.
 
-``certs init`` creates the dev CA in ``<state>/signer/`` (``make certs``; the public root in
-``<state>/ca/ca.pem``); ``certs issue NAME`` writes a leaf for NAME, e.g. ``operator`` for
-grpcurl, into ``<state>/certs/NAME/``: a key made here and a CSR to the signer, which
-signs it only if the Consul token presented holds NAME's identity. The CA key is never
-read by ``issue``. The token: ``--token-file`` (default ``<state>/consul/tokens/NAME.token``,
-where devstack keeps each identity's token, else ``$CONSUL_HTTP_TOKEN``); the signer:
-``--signer`` (default ``$MESH_SIGNER_URL``, else ``<state>/ca/signer.url``, which devstack
-writes).
+``certs init`` creates a dev CA on disk in ``<state>/signer/`` (``make certs``; the public
+root in ``<state>/ca/ca.pem``), for a signer run by hand (``python -m
+meshkit.security.signer --ca-dir .state/signer``); ``make run`` and the tests keep their CA
+in memory instead and hand its key to their signer; ``certs issue NAME`` writes a leaf for
+NAME, e.g. ``operator`` for grpcurl, into ``<state>/certs/NAME/``: a key made here and a CSR
+to the signer, which signs it only if the Consul token presented holds NAME's identity. The
+CA key is never read by ``issue``. The token: ``--token-file`` (default
+``<state>/consul/tokens/NAME.token``, where devstack keeps each identity's token, else
+``$CONSUL_HTTP_TOKEN``); the signer: ``--signer`` (default ``$MESH_SIGNER_URL``, else
+``<state>/ca/signer.url``, which devstack writes).
 """
 
 from __future__ import annotations
