@@ -45,6 +45,9 @@ def main() -> None:
         consul, nats = stack.consul, stack.nats
         print("intentions:", ", ".join(stack.intentions))
         consul.service_token("operator")  # the operator's identity, for its certificate
+        # The identity of the client examples in clients/ (docs/clients.md): its token is
+        # in .state/consul/tokens/storefront.token; `certs issue storefront` gives its leaf.
+        consul.service_token("storefront")
         mesh_cli(
             ["--state-dir", str(state), "certs", "issue", "operator", "--consul", consul.http_addr]
         )

@@ -97,6 +97,12 @@ EXAMPLES = (
 )
 
 
-def mesh_env(consul_http_addr: str, cert_dir: Path) -> dict[str, str]:
-    """What every example reads: where Consul is, and the storefront's certificates."""
-    return {**os.environ, "CONSUL_HTTP_ADDR": consul_http_addr, "MESH_CERT_DIR": str(cert_dir)}
+def mesh_env(consul_http_addr: str, consul_token: str, cert_dir: Path) -> dict[str, str]:
+    """What every example reads: where Consul is, the storefront's ACL token, and its
+    certificates."""
+    return {
+        **os.environ,
+        "CONSUL_HTTP_ADDR": consul_http_addr,
+        "CONSUL_HTTP_TOKEN": consul_token,
+        "MESH_CERT_DIR": str(cert_dir),
+    }

@@ -52,7 +52,7 @@ def test_example_places_an_order_and_sees_it_confirmed(
     built = time.monotonic()
     out = subprocess.run(
         command,
-        env=mesh_env(consul.http_addr, storefront_certs),
+        env=mesh_env(consul.http_addr, consul.service_token(IDENTITY), storefront_certs),
         capture_output=True,
         text=True,
         timeout=60,

@@ -21,16 +21,23 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 )
 
-// Env is where the mesh is: Consul's HTTP address and the directory holding this
-// client's cert.pem, key.pem and the mesh CA's ca.pem.
+// Env is where the mesh is: Consul's HTTP address, this client's Consul ACL token, and
+// the directory holding this client's cert.pem, key.pem and the mesh CA's ca.pem.
 type Env struct {
-	ConsulHTTPAddr string
-	CertDir        string
+	ConsulHTTPAddr  string
+	ConsulHTTPToken string
+	CertDir         string
 }
 
-// FromEnv reads CONSUL_HTTP_ADDR (default 127.0.0.1:8500) and MESH_CERT_DIR (required).
+// FromEnv reads CONSUL_HTTP_ADDR (default 127.0.0.1:8500), CONSUL_HTTP_TOKEN (Consul runs
+// with ACLs on, default deny: without a token the catalog shows nothing) and
+// MESH_CERT_DIR (required).
 func FromEnv() (Env, error) {
-	env := Env{ConsulHTTPAddr: os.Getenv("CONSUL_HTTP_ADDR"), CertDir: os.Getenv("MESH_CERT_DIR")}
+	env := Env{
+		ConsulHTTPAddr:  os.Getenv("CONSUL_HTTP_ADDR"),
+		ConsulHTTPToken: os.Getenv("CONSUL_HTTP_TOKEN"),
+		CertDir:         os.Getenv("MESH_CERT_DIR"),
+	}
 	if env.ConsulHTTPAddr == "" {
 		env.ConsulHTTPAddr = "127.0.0.1:8500"
 	}
@@ -44,7 +51,14 @@ func FromEnv() (Env, error) {
 func (e Env) Discover(service string) (string, error) {
 	client := http.Client{Timeout: 5 * time.Second}
 	url := fmt.Sprintf("http://%s/v1/health/service/%s?passing=true", e.ConsulHTTPAddr, service)
-	resp, err := client.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", fmt.Errorf("consul: %w", err)
+	}
+	if e.ConsulHTTPToken != "" {
+		req.Header.Set("X-Consul-Token", e.ConsulHTTPToken)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("consul: %w", err)
 	}

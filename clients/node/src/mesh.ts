@@ -19,19 +19,26 @@ import {
 } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 
-/** Where the mesh is: Consul's HTTP address, and this client's cert.pem/key.pem/ca.pem. */
+/** Where the mesh is: Consul's HTTP address and this client's ACL token, and this
+ * client's cert.pem/key.pem/ca.pem. */
 export interface MeshEnv {
   consulHttpAddr: string;
+  consulHttpToken?: string;
   certDir: string;
 }
 
-/** CONSUL_HTTP_ADDR (default 127.0.0.1:8500) and MESH_CERT_DIR (required). */
+/** CONSUL_HTTP_ADDR (default 127.0.0.1:8500), CONSUL_HTTP_TOKEN (Consul runs with ACLs on,
+ * default deny: without a token the catalog shows nothing) and MESH_CERT_DIR (required). */
 export function meshEnv(env: NodeJS.ProcessEnv = process.env): MeshEnv {
   const certDir = env.MESH_CERT_DIR;
   if (!certDir) {
     throw new Error("MESH_CERT_DIR is not set (a directory with cert.pem, key.pem, ca.pem)");
   }
-  return { consulHttpAddr: env.CONSUL_HTTP_ADDR || "127.0.0.1:8500", certDir };
+  return {
+    consulHttpAddr: env.CONSUL_HTTP_ADDR || "127.0.0.1:8500",
+    consulHttpToken: env.CONSUL_HTTP_TOKEN || undefined,
+    certDir,
+  };
 }
 
 interface HealthEntry {
@@ -42,7 +49,10 @@ interface HealthEntry {
 /** host:port of one passing instance of `service`, from Consul's health API. */
 export async function discover(env: MeshEnv, service: string): Promise<string> {
   const url = `http://${env.consulHttpAddr}/v1/health/service/${service}?passing=true`;
-  const resp = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  const headers: Record<string, string> = env.consulHttpToken
+    ? { "X-Consul-Token": env.consulHttpToken }
+    : {};
+  const resp = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
   if (!resp.ok) {
     throw new Error(`consul: GET ${url}: ${resp.status} ${resp.statusText}`);
   }

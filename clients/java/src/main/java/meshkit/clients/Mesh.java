@@ -25,26 +25,36 @@ import java.util.Map;
 /**
  * Connects a Java client to the meshkit-shop mesh: finds a service through Consul's health
  * API, dials it over mutual TLS with a certificate of the mesh CA, and derives the gRPC retry
- * policy from the contracts' idempotency levels (as services/mesh/channels.py does).
+ * policy from the contracts' idempotency levels (as meshkit/rpc/channels.py does).
  */
 public final class Mesh {
   private final String consulHttpAddr;
+  private final String consulHttpToken;
   private final File certDir;
 
-  public Mesh(String consulHttpAddr, File certDir) {
+  public Mesh(String consulHttpAddr, String consulHttpToken, File certDir) {
     this.consulHttpAddr = consulHttpAddr;
+    this.consulHttpToken = consulHttpToken;
     this.certDir = certDir;
   }
 
-  /** CONSUL_HTTP_ADDR (default 127.0.0.1:8500) and MESH_CERT_DIR (required). */
+  /**
+   * CONSUL_HTTP_ADDR (default 127.0.0.1:8500), CONSUL_HTTP_TOKEN (Consul runs with ACLs on,
+   * default deny: without a token the catalog shows nothing) and MESH_CERT_DIR (required).
+   */
   public static Mesh fromEnv() {
     String consul = System.getenv().getOrDefault("CONSUL_HTTP_ADDR", "");
+    String token = System.getenv().getOrDefault("CONSUL_HTTP_TOKEN", "");
     String certDir = System.getenv().getOrDefault("MESH_CERT_DIR", "");
     if (certDir.isEmpty()) {
       throw new IllegalStateException(
           "MESH_CERT_DIR is not set (a directory with cert.pem, key.pem, ca.pem)");
     }
-    return new Mesh(consul.isEmpty() ? "127.0.0.1:8500" : consul, new File(certDir));
+    return new Mesh(consul.isEmpty() ? "127.0.0.1:8500" : consul, token, new File(certDir));
+  }
+
+  private HttpRequest.Builder withToken(HttpRequest.Builder request) {
+    return consulHttpToken.isEmpty() ? request : request.header("X-Consul-Token", consulHttpToken);
   }
 
   /** Host and port of one passing instance of {@code service}, from Consul's health API. */
@@ -56,7 +66,7 @@ public final class Mesh {
     HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
     HttpResponse<String> resp =
         http.send(
-            HttpRequest.newBuilder(uri).timeout(Duration.ofSeconds(5)).GET().build(),
+            withToken(HttpRequest.newBuilder(uri).timeout(Duration.ofSeconds(5)).GET()).build(),
             HttpResponse.BodyHandlers.ofString());
     if (resp.statusCode() != 200) {
       throw new IOException("consul: GET " + uri + ": " + resp.statusCode());
