@@ -27,6 +27,9 @@ from meshkit.security.certificates import CA, CA_CERT, CA_KEY, create_ca
 from meshkit.security.signer import READY, public_ca_dir
 
 _CAS: dict[Path, CA] = {}  # the CA of each state dir's stack, in this process's memory
+# The port of each state dir's signer: a signer started again (with a restarted agent)
+# keeps its URL, so the workloads already running keep renewing their leaves.
+_PORTS: dict[Path, int] = {}
 
 
 def new_ca(state: Path) -> CA:
@@ -99,6 +102,8 @@ def start_signer(
             "--key-stdin",
             "--consul",
             consul.http_addr,
+            "--port",
+            str(_PORTS.get(state.resolve(), 0)),
         ],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         marker=READY,
@@ -106,5 +111,6 @@ def start_signer(
         key_pem=ca.key_pem,
     ).start(30)
     consul.signer = proc
+    _PORTS[state.resolve()] = int(proc.info["port"])
     (public / "signer.url").write_text(proc.url + "\n")  # for the tools
     return proc
