@@ -103,7 +103,7 @@ test-unit: $(STAMPS)/python
 	$(PY) -m pytest -q $(wildcard $(UNIT_TESTS)) $(addprefix --deselect ,$(UNIT_DESELECT))
 
 run: setup
-	$(PY) -m devstack.run
+	$(PY) -m devstack.run $(RUN_ARGS)
 
 consul: $(STAMPS)/python $(STAMPS)/consul
 	$(PY) -m devstack.consul

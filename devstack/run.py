@@ -4,7 +4,10 @@ Consul runs on its default ports (HTTP 8500) with the mesh CA as its Connect CA 
 NATS (JetStream, the event broker) on its default port 4222, its store in .state/nats;
 intentions come from infra/consul/intentions/; each service gets a fixed port so the
 README's grpcurl calls work as written; `operator` gets a client certificate for grpcurl.
-State (CA, databases, logs) lives in .state/. Each service serves Prometheus metrics on a
+State (CA, databases, logs) lives in .state/. A service (or the gateway) that dies is
+restarted with exponential backoff (0.5 s doubling to 30 s); more than --restart-burst
+restarts within --restart-interval seconds is a crash loop, given up on while the rest
+keep running (devstack/supervisor.py). Each service serves Prometheus metrics on a
 free loopback port (in the summary, and in its Consul meta); spans go to .state/traces.db,
 new for each run (`make trace ORDER=<id>`), or to OTLP when OTEL_EXPORTER_OTLP_ENDPOINT
 is set.
@@ -20,6 +23,7 @@ import threading
 from pathlib import Path
 
 from devstack.stack import DOMAIN_SERVICES, Stack
+from devstack.supervisor import RestartPolicy, Supervisor
 from devstack.tools import ROOT
 from meshkit.tools.certs import main as mesh_cli
 
@@ -31,7 +35,20 @@ def main() -> None:
     p.add_argument(
         "--free-ports", action="store_true", help="Consul and services on free ports (tests)"
     )
+    p.add_argument(
+        "--restart-burst",
+        type=int,
+        default=5,
+        help="restarts of a service allowed within --restart-interval; then it is left down",
+    )
+    p.add_argument("--restart-interval", type=float, default=60.0, help="seconds (the window)")
+    p.add_argument(
+        "--restart-max-delay", type=float, default=30.0, help="the longest wait before a restart"
+    )
     a = p.parse_args()
+    policy = RestartPolicy(
+        burst=a.restart_burst, interval=a.restart_interval, max_delay=a.restart_max_delay
+    )
     state: Path = a.state_dir
     traces = state / "traces.db"
     for stale in (traces, traces.with_name("traces.db-wal"), traces.with_name("traces.db-shm")):
@@ -82,11 +99,22 @@ def main() -> None:
         stop = threading.Event()
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        while not stop.wait(1.0):
-            for s in [*running, edge.gateway]:
-                if not s.running:
-                    print(f"{s.name} exited with {s.process.returncode}; see {stack.log_dir}/")
-                    stop.set()
+        # A service (or the gateway) that dies is started again, with backoff; a crash
+        # loop is given up on while the rest keep running (devstack/supervisor.py).
+        supervisor = Supervisor.for_stack(stack, policy, log=lambda line: print(line, flush=True))
+        for s in [*running, edge.gateway]:
+            supervisor.watch(s)
+        given_up: set[str] = set()
+        while not stop.wait(0.1):
+            supervisor.poll()
+            for name in set(supervisor.given_up) - given_up:
+                given_up.add(name)
+                up = [n for n in supervisor.names if n not in given_up]
+                print(
+                    f"{name} is down for good (see {stack.log_dir}/); still running:"
+                    f" {', '.join(up) or 'nothing'}. Ctrl-C stops everything.",
+                    flush=True,
+                )
     finally:
         print("\nstopping ...", flush=True)
         stack.close()
