@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 # Relative to the working directory (the project's root, where make runs).
 DEFAULT_MESH_FILE = Path("infra/mesh/mesh.toml")
@@ -58,6 +59,39 @@ class DeadlinePolicy:
 
 
 @dataclass(frozen=True)
+class AdmissionPolicy:
+    """Server-side admission (``meshkit.rpc.admission``): the most calls of a method one
+    instance handles at once (0: no limit; ``methods`` overrides it per method), and the
+    refusal of calls with less time left than the method usually takes (an EWMA of its
+    successful calls with weight ``ewma_alpha``, once ``min_samples`` calls are seen)."""
+
+    max_in_flight: int = 256
+    deadline_aware: bool = True
+    ewma_alpha: float = 0.1
+    min_samples: int = 20
+    methods: dict[str, int] = field(default_factory=dict)
+
+    def max_in_flight_of(self, method: str) -> int:
+        return self.methods.get(method, self.max_in_flight)
+
+    @classmethod
+    def from_toml(cls, data: Mapping[str, Any]) -> AdmissionPolicy:
+        methods = data.get("methods", {})
+        policy = cls(
+            max_in_flight=int(data.get("max_in_flight", cls.max_in_flight)),
+            deadline_aware=bool(data.get("deadline_aware", cls.deadline_aware)),
+            ewma_alpha=float(data.get("ewma_alpha", cls.ewma_alpha)),
+            min_samples=int(data.get("min_samples", cls.min_samples)),
+            methods={name: int(v["max_in_flight"]) for name, v in methods.items()},
+        )
+        if policy.max_in_flight < 0 or any(v < 0 for v in policy.methods.values()):
+            raise ValueError("[admission] max_in_flight must be 0 (no limit) or more")
+        if not 0.0 < policy.ewma_alpha <= 1.0:
+            raise ValueError("[admission] ewma_alpha must be in (0, 1]")
+        return policy
+
+
+@dataclass(frozen=True)
 class EventsSettings:
     """The application's event stream: where its events go and what carries them.
 
@@ -93,9 +127,11 @@ class EndUserSettings:
 
 @dataclass(frozen=True)
 class MeshPolicy:
-    """What the mesh file holds: deadlines, open methods, the event stream, the end user."""
+    """What the mesh file holds: deadlines, admission, open methods, the event stream and
+    the end user."""
 
     deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)
+    admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
     open_prefixes: tuple[str, ...] = ()
     events: EventsSettings = field(default_factory=EventsSettings)
     end_user: EndUserSettings = field(default_factory=EndUserSettings)
@@ -120,6 +156,7 @@ class MeshPolicy:
         user = data.get("end_user", {})
         return cls(
             deadlines=deadlines,
+            admission=AdmissionPolicy.from_toml(data.get("admission", {})),
             open_prefixes=tuple(data.get("open_methods", {}).get("prefixes", ())),
             events=EventsSettings(
                 stream=ev.get("stream", EventsSettings.stream),

@@ -30,8 +30,13 @@ class DeadlineRejected(Exception):
         self.message = message
 
 
-def check_incoming(policy: DeadlinePolicy, method: str, time_remaining: float | None) -> None:
-    """Raise DeadlineRejected unless the call's deadline fits the method's policy."""
+def check_incoming(
+    policy: DeadlinePolicy, method: str, time_remaining: float | None, needed: float = 0.0
+) -> None:
+    """Raise DeadlineRejected unless the call's deadline fits the method's policy.
+
+    ``needed``: the time the method usually takes on this instance (``admission.Gate``);
+    a call with less left than that, or than ``min_remaining``, is refused up front."""
     limit = policy.for_method(method).max
     if time_remaining is None:
         raise DeadlineRejected(
@@ -47,6 +52,12 @@ def check_incoming(policy: DeadlinePolicy, method: str, time_remaining: float | 
         raise DeadlineRejected(
             grpc.StatusCode.DEADLINE_EXCEEDED,
             f"only {time_remaining * 1000:.1f}ms left for {method}; not worth starting",
+        )
+    if time_remaining < needed:
+        raise DeadlineRejected(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            f"only {time_remaining * 1000:.1f}ms left for {method}, which takes"
+            f" {needed * 1000:.1f}ms here as a rule; not worth starting",
         )
 
 

@@ -2,9 +2,12 @@
 
 One wrap per call, in this order: the caller's identity (the SPIFFE URI of its client
 certificate, from this mesh's trust domain), authorization of that identity for the method
-(intentions or the allow-list), the deadline policy, then the handler with its incoming
-deadline recorded for propagation, and errors turned into statuses: ``ServiceError`` as
-its own code and details, a failed downstream call as a code of this service's own.
+(intentions or the allow-list), the deadline policy (with the method's usual time on this
+instance, ``admission``), the method's maximum in flight (load shedding), then the handler
+with its incoming deadline recorded for propagation, and errors turned into statuses:
+``ServiceError`` as its own code and details, a failed downstream call as a code of this
+service's own. A caller that cancels cancels the handler's task (grpc.aio does), and with
+it the mesh stubs' calls it awaits: the downstream servers see them cancelled.
 Health and reflection ("open methods") need an authenticated peer but no intention and
 no deadline.
 
@@ -32,6 +35,7 @@ import grpc
 from meshkit.config import MeshPolicy
 from meshkit.errors import ServiceError
 from meshkit.rpc import deadlines
+from meshkit.rpc.admission import Admission, Gate
 from meshkit.security.authorization import Authorizer
 from meshkit.security.identity import NoIdentity, identity_of_peer
 from meshkit.telemetry.logs import AccessLog, current_method
@@ -76,6 +80,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         self.metrics = metrics or Metrics()
         self.access_log = access_log
         self.spans = spans
+        self.admission = Admission(policy.admission, self.metrics.shed)
         # Sent back as the `served-by` trailer, so a caller can see which instance answered.
         self.instance_id = ""
         # Per method: the servicer's handler and its wrap (built once, reused by every call).
@@ -97,8 +102,11 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
-    def _admit(self, context: grpc.aio.ServicerContext, method: str, open_method: bool) -> None:
-        """Raise Rejected unless the caller may make this call now."""
+    def _admit(
+        self, context: grpc.aio.ServicerContext, method: str, open_method: bool, gate: Gate
+    ) -> None:
+        """Raise Rejected unless the caller may make this call now; else the call holds one
+        of the method's slots in flight (``gate.leave()`` when it ends)."""
         context.set_trailing_metadata((("served-by", self.instance_id),))
         if self.authorizer is not None:
             peer = context.peer_identities()
@@ -124,9 +132,15 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     )
         if not open_method:
             try:
-                deadlines.check_incoming(self.policy.deadlines, method, context.time_remaining())
+                deadlines.check_incoming(
+                    self.policy.deadlines, method, context.time_remaining(), gate.needed()
+                )
             except deadlines.DeadlineRejected as exc:
+                if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                    gate.shed_deadline.inc()
                 raise Rejected(exc.code, exc.message) from exc
+        if not gate.enter():
+            raise Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, gate.full_message)
 
     def _status(
         self, method: str, exc: Exception
@@ -158,12 +172,14 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         code: grpc.StatusCode,
         message: str,
         started: float,
-    ) -> None:
-        """Counts the finished call and writes its access log line (always when it failed)."""
+    ) -> float:
+        """Counts the finished call and writes its access log line (always when it failed);
+        returns the call's duration in seconds."""
         took = rpc.done(code, started)
         access = self.access_log
         if access is not None and (access.every_call or code is not grpc.StatusCode.OK):
             access.write(method, code.name, took * 1000.0, message)
+        return took
 
     def _wrap(
         self, handler: grpc.RpcMethodHandler, method: str, open_method: bool
@@ -173,6 +189,13 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         spans = self.spans or ServerSpans(None)
         start_span, end_span = spans.starter(method), spans.end
         ok, cancelled = grpc.StatusCode.OK, grpc.StatusCode.CANCELLED
+        streaming = handler.unary_stream is not None or handler.stream_stream is not None
+        gate = (
+            Gate(method, 0, deadline_aware=False)  # open methods: never refused, not counted
+            if open_method
+            else self.admission.gate(method, streaming=streaming)
+        )
+        leave, observe = gate.leave, gate.observe
 
         def unary_response(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -182,8 +205,10 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 rpc.in_flight.inc()
                 started = time.perf_counter()
                 code, message = ok, ""
+                entered = False
                 try:
-                    admit(context, method, open_method)
+                    admit(context, method, open_method, gate)
+                    entered = True
                     token = deadlines.enter_call(context.time_remaining())
                     return await inner(request, context)
                 except grpc.aio.AbortError:  # the handler aborted the call itself
@@ -198,7 +223,11 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     if token is not None:
                         deadlines.leave_call(token)
-                    done(method, rpc, code, message, started)
+                    took = done(method, rpc, code, message, started)
+                    if entered:
+                        leave()
+                        if code is ok:
+                            observe(took)
                     end_span(span, code, message)
                     current_method.reset(named)
 
@@ -212,8 +241,10 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 rpc.in_flight.inc()
                 started = time.perf_counter()
                 code, message = ok, ""
+                entered = False
                 try:
-                    admit(context, method, open_method)
+                    admit(context, method, open_method, gate)
+                    entered = True
                     token = deadlines.enter_call(context.time_remaining())
                     result = inner(request, context)
                     if inspect.isasyncgen(result):
@@ -233,7 +264,11 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     if token is not None:
                         deadlines.leave_call(token)
-                    done(method, rpc, code, message, started)
+                    took = done(method, rpc, code, message, started)
+                    if entered:
+                        leave()
+                        if code is ok:
+                            observe(took)
                     end_span(span, code, message)
                     # A generator closed from elsewhere finishes in another context.
                     with contextlib.suppress(ValueError):

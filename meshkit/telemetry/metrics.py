@@ -10,6 +10,7 @@ within one instance.
 - RED per gRPC method (``grpc_service``, ``grpc_method``): ``mesh_server_handled_total``
   by ``grpc_code`` (requests, and errors as the codes other than OK),
   ``mesh_server_handling_seconds`` (histogram), ``mesh_server_in_flight``.
+- Admission: ``mesh_shed_total`` by ``method`` and ``reason`` (``in_flight``, ``deadline``).
 - Events: ``mesh_events_processed_total`` by ``event_type`` and ``outcome``,
   ``mesh_events_rejected_total`` by ``event_type`` and ``reason`` (a forged source),
   ``mesh_events_redelivered_total``, ``mesh_events_handling_seconds``, the durable
@@ -111,6 +112,14 @@ class Metrics:
         )
         self.server_in_flight = Gauge(
             "mesh_server_in_flight", "RPCs being handled now.", rpc, registry=r
+        )
+        self.shed = Counter(
+            "mesh_shed",
+            "Calls this instance refused up front (meshkit.rpc.admission), by full method name"
+            " and reason: in_flight (the method's maximum in flight reached) or deadline (less"
+            " time left than the method's min_remaining floor or its usual handling time).",
+            ("method", "reason"),
+            registry=r,
         )
         self.events_processed = Counter(
             "mesh_events_processed",
