@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import sqlite3
 import time
@@ -35,19 +34,22 @@ from devstack.services import ServiceProcess, start_service
 from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
 from meshkit.events.envelopes import event_type
 from meshkit.events.nats import credential_options
-from meshkit.mesh import Mesh, open_mesh
+from meshkit.mesh import open_mesh
 from meshkit.telemetry.metrics import METRICS_PATH
-from services.inventory.app import DEFAULT_CATALOG
-from shop.common.v1.address_pb2 import Address
-from shop.common.v1.line_item_pb2 import LineItem
-from shop.common.v1.money_pb2 import Money
 from shop.events.v1 import events_pb2
 from shop.events.v1.envelope_pb2 import EventEnvelope
-from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2 as pb
-from shop.order.v1 import order_pb2_grpc
 from tests.conftest import DOMAIN_SERVICES, Launcher, mesh_config, start_consul, wait_passing
 from tests.support import crash_before_publish
+from tests.support.orders import (
+    CANCELLED,
+    CONFIRMED,
+    SAGA_TIMEOUT,
+    Orders,
+    check_invariants,
+    order_request,
+    settle,
+)
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -55,10 +57,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]  # for python -m tests.support...
 
 STREAM = MeshPolicy.load(DEFAULT_MESH_FILE).events.stream
-
-SAGA_TIMEOUT = 12.0  # seconds; the order service's SHOP_ORDER_SAGA_TIMEOUT here
-FINAL = {pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_CANCELLED}
-CONFIRMED, CANCELLED = pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_CANCELLED
 
 
 @dataclass
@@ -129,171 +127,6 @@ async def orders(stack: Stack) -> AsyncIterator[Orders]:
     await mesh.discovery.ready()
     yield client
     await mesh.close()
-
-
-_keys = itertools.count()
-
-
-def order_request(
-    *lines: tuple[str, int], token: str = "tok_visa", country: str = "DE", customer: str = "c-1"
-) -> pb.PlaceOrderRequest:
-    return pb.PlaceOrderRequest(
-        customer_id=customer,
-        items=[
-            LineItem(sku=sku, quantity=q, unit_price=Money(currency_code="EUR", units=3))
-            for sku, q in (lines or (("SKU-CABLE", 1),))
-        ],
-        shipping_address=Address(
-            recipient="A. Tester",
-            lines=["Hauptstr. 1"],
-            city="Berlin",
-            postal_code="10115",
-            country_code=country,
-        ),
-        payment_token=token,
-        idempotency_key=f"flow-{uuid.uuid4().hex[:8]}-{next(_keys)}",
-    )
-
-
-class Orders:
-    def __init__(self, mesh: Mesh) -> None:
-        self.stub = mesh.stub(order_pb2_grpc.OrderServiceStub, "order")
-        self.inventory = mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory")
-
-    async def place(self, request: pb.PlaceOrderRequest) -> pb.Order:
-        """PlaceOrder, retried with its idempotency key while the order service restarts."""
-        for attempt in range(40):
-            try:
-                return (await self.stub.PlaceOrder(request, timeout=10)).order
-            except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.UNAVAILABLE or attempt == 39:
-                    raise
-                await asyncio.sleep(0.25)
-        raise AssertionError("unreachable")
-
-    async def final(self, order_id: str, timeout: float = SAGA_TIMEOUT + 20) -> pb.Order:
-        """The order once it is CONFIRMED or CANCELLED (it must be, within the saga timeout)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                order = (await self.stub.GetOrder(pb.GetOrderRequest(order_id=order_id))).order
-                if order.status in FINAL:
-                    return order
-            except grpc.aio.AioRpcError as err:
-                if err.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-            assert time.monotonic() < deadline, f"order {order_id} is still not final"
-            await asyncio.sleep(0.1)
-
-    async def peek(self, order_id: str) -> pb.Order | None:
-        """The order now, or None while the order service is unavailable (restarting)."""
-        try:
-            return (await self.stub.GetOrder(pb.GetOrderRequest(order_id=order_id))).order
-        except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.UNAVAILABLE:
-                raise
-            return None
-
-    async def reachable(self, timeout: float = 10.0) -> None:
-        """Waits until the order service answers (discovery has its current instance)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                await self.stub.GetOrder(pb.GetOrderRequest(order_id="ord_none"), timeout=2)
-            except grpc.aio.AioRpcError as err:
-                if err.code() == grpc.StatusCode.NOT_FOUND:
-                    return
-                assert time.monotonic() < deadline, err
-            await asyncio.sleep(0.1)
-
-    async def stock(self, sku: str) -> inventory_pb2.StockLevel:
-        request = inventory_pb2.GetStockRequest(sku=sku)
-        return (await self.inventory.GetStock(request)).stock
-
-
-def check_invariants(stack: Stack, settle_for: float = 10.0) -> dict[str, int]:
-    """``invariants`` once they hold; the compensations and the stock's commit run just
-    after an order turns final, so they get ``settle_for`` seconds to catch up."""
-    deadline = time.monotonic() + settle_for
-    while True:
-        try:
-            return invariants(stack)
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def invariants(stack: Stack) -> dict[str, int]:
-    """Every order the stack holds is final and consistent across the four databases;
-    stock is conserved. Returns the count of orders per final status."""
-    with stack.db("order") as odb:
-        orders = {
-            r["order_id"]: pb.Order.FromString(r["data"])
-            for r in odb.execute("SELECT order_id, data FROM order_views")
-        }
-        write = {r["order_id"]: r["status"] for r in odb.execute("SELECT * FROM order_state")}
-    with stack.db("inventory") as idb:
-        stock = {r["sku"]: r for r in idb.execute("SELECT * FROM stock")}
-        reservations = {r["order_id"]: r for r in idb.execute("SELECT * FROM reservations")}
-    with stack.db("payment") as pdb:
-        payments = Counter(r["order_id"] for r in pdb.execute("SELECT order_id FROM payments"))
-        paid = {r["order_id"]: r["status"] for r in pdb.execute("SELECT * FROM payments")}
-    with stack.db("shipping") as sdb:
-        shipments = Counter(r["order_id"] for r in sdb.execute("SELECT order_id FROM shipments"))
-        shipped = {r["order_id"]: r["status"] for r in sdb.execute("SELECT * FROM shipments")}
-
-    sold: Counter[str] = Counter()
-    outcomes: Counter[str] = Counter()
-    for order_id, order in orders.items():
-        status = pb.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_")
-        outcomes[status] += 1
-        assert order.status in FINAL, f"{order_id} is {status}"
-        assert write[order_id] == status, f"{order_id}: view {status}, write {write[order_id]}"
-        assert payments[order_id] <= 1 and shipments[order_id] <= 1, order_id
-        reservation = reservations.get(order_id)
-        if order.status == CONFIRMED:
-            assert paid.get(order_id) == "CAPTURED", (order_id, paid.get(order_id))
-            assert shipped.get(order_id) == "SCHEDULED", (order_id, shipped.get(order_id))
-            assert reservation is not None and reservation["status"] == "COMMITTED", order_id
-            for item in order.items:
-                sold[item.sku] += item.quantity
-        else:  # charged and shipped at most until compensated; stock back
-            assert paid.get(order_id) in (None, "DECLINED", "REFUNDED"), (order_id, paid)
-            assert shipped.get(order_id) in (None, "CANCELLED"), (order_id, shipped)
-            assert reservation is None or reservation["status"] in ("REJECTED", "RELEASED")
-    for sku, initial in DEFAULT_CATALOG.items():
-        row = stock[sku]
-        assert row["reserved"] == 0, sku
-        assert row["available"] + row["sold"] == initial, sku
-        assert row["sold"] == sold[sku], (sku, row["sold"], sold[sku])
-    return dict(outcomes)
-
-
-async def settle(
-    orders: Orders, ids: list[str], timeout: float = SAGA_TIMEOUT + 30, concurrency: int = 8
-) -> list[pb.Order]:
-    """Every order in ``ids`` once final, in order: rounds of GetOrder over the ones not
-    final yet, ``concurrency`` at a time. Every order must be final within ``timeout``
-    (the saga's own timeout cancels any that is stuck): none may be lost."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def peek(order_id: str) -> pb.Order | None:
-        async with gate:
-            return await orders.peek(order_id)
-
-    done: dict[str, pb.Order] = {}
-    pending = list(dict.fromkeys(ids))
-    deadline = time.monotonic() + timeout
-    while True:
-        for order in await asyncio.gather(*(peek(i) for i in pending)):
-            if order is not None and order.status in FINAL:
-                done[order.order_id] = order
-        pending = [i for i in pending if i not in done]
-        if not pending:
-            return [done[i] for i in ids]
-        assert time.monotonic() < deadline, f"{len(pending)} orders not final: {pending[:5]}"
-        await asyncio.sleep(0.5)
 
 
 async def test_happy_path_confirms_once(stack: Stack, orders: Orders) -> None:
