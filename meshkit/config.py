@@ -135,6 +135,7 @@ class MeshPolicy:
     open_prefixes: tuple[str, ...] = ()
     events: EventsSettings = field(default_factory=EventsSettings)
     end_user: EndUserSettings = field(default_factory=EndUserSettings)
+    resilience: ResilienceSettings = field(default_factory=lambda: ResilienceSettings())
 
     def is_open(self, method: str) -> bool:
         return method.startswith(self.open_prefixes)
@@ -173,7 +174,82 @@ class MeshPolicy:
                 asserted_by=tuple(user.get("asserted_by", ())),
                 unscoped=tuple(user.get("unscoped", ())),
             ),
+            resilience=ResilienceSettings.from_toml(data.get("resilience", {})),
         )
+
+
+@dataclass(frozen=True)
+class ResiliencePolicy:
+    """The client side's protection for calls to one service (``meshkit.rpc.resilience``):
+    its circuit breaker, the outlier ejection of its endpoints, its bulkhead (the most
+    calls in flight to it from this instance; 0: no limit) and hedging (off by default)."""
+
+    breaker: bool = True
+    breaker_window: float = 10.0
+    breaker_failure_ratio: float = 0.5
+    breaker_min_calls: int = 20
+    breaker_open: float = 5.0
+    breaker_half_open_calls: int = 3
+    ejection: bool = True
+    ejection_consecutive: int = 5
+    ejection_interval: float = 10.0
+    ejection_base: float = 30.0
+    ejection_max_percent: int = 50
+    max_in_flight: int = 1024
+    hedging: bool = False
+    hedge_delay: float = 0.05
+
+    def merged(self, data: Mapping[str, Any], where: str) -> ResiliencePolicy:
+        """This policy with the keys of a mesh-file table (durations as ``"5s"``)."""
+        from dataclasses import fields, replace
+
+        kinds = {f.name: f.type for f in fields(self)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "services":
+                continue
+            kind = kinds.get(key)
+            if kind is None:
+                raise ValueError(f"[{where}] unknown key {key!r}")
+            if key in _RESILIENCE_DURATIONS:
+                values[key] = parse_duration(value)
+            elif kind == "bool":
+                values[key] = bool(value)
+            elif kind == "int":
+                values[key] = int(value)
+            else:
+                values[key] = float(value)
+        return replace(self, **values)
+
+
+_RESILIENCE_DURATIONS = frozenset(
+    {"breaker_window", "breaker_open", "ejection_interval", "ejection_base", "hedge_delay"}
+)
+
+
+@dataclass(frozen=True)
+class ResilienceSettings:
+    """``[resilience]`` defaults, ``[resilience.services.<name>]`` overrides, and the
+    switch ``MESH_RESILIENCE=off`` (read once, at load) that bypasses the whole layer."""
+
+    enabled: bool = True
+    defaults: ResiliencePolicy = field(default_factory=ResiliencePolicy)
+    services: Mapping[str, ResiliencePolicy] = field(default_factory=dict)
+
+    def for_service(self, name: str) -> ResiliencePolicy:
+        return self.services.get(name, self.defaults)
+
+    @classmethod
+    def from_toml(cls, data: Mapping[str, Any]) -> ResilienceSettings:
+        defaults = ResiliencePolicy().merged(data, "resilience")
+        services = {
+            name: defaults.merged(table, f"resilience.services.{name}")
+            for name, table in data.get("services", {}).items()
+        }
+        enabled = os.environ.get("MESH_RESILIENCE", "on").strip().lower() not in {
+            "off", "0", "false", "no",
+        }  # fmt: skip
+        return cls(enabled=enabled, defaults=defaults, services=services)
 
 
 def _env_bool(name: str, default: bool) -> bool:

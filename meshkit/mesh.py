@@ -30,6 +30,7 @@ from meshkit.events.service_events import Events
 from meshkit.rpc.calls import ClientCalls
 from meshkit.rpc.channels import ServiceChannel, Stub
 from meshkit.rpc.descriptors import service_of_servicer
+from meshkit.rpc.resilience import Guard
 from meshkit.security.authorization import Authorizer, Intentions, StaticIntentions
 from meshkit.security.certificates import CA_CERT, Certificates, SignerClient
 from meshkit.security.end_user import EndUser
@@ -106,7 +107,11 @@ class Mesh:
             credentials = None
             if self.certificates is not None:
                 credentials = self.certificates.channel_credentials
-            channel = ServiceChannel(service, stub_cls, credentials)
+            resilience = self.config.policy.resilience
+            guard = None
+            if resilience.enabled:
+                guard = Guard(service, resilience.for_service(service), self.metrics)
+            channel = ServiceChannel(service, stub_cls, credentials, guard)
             self._channels[service] = channel
             self.discovery.watch(service, channel.update)
         return Stub(self._channels[service], stub_cls, self._calls)  # type: ignore[return-value]

@@ -21,6 +21,7 @@ import grpc
 from opentelemetry import propagate, trace
 
 from meshkit.rpc.deadlines import DeadlinePolicy, outgoing_timeout
+from meshkit.rpc.resilience import Guard
 from meshkit.telemetry.tracing import record_rpc_status, rpc_attributes
 
 
@@ -34,14 +35,26 @@ class ClientCalls:
         self._tracer = (provider or trace.get_tracer_provider()).get_tracer("mesh.client")
         self._finishing: set[asyncio.Task[None]] = set()
 
-    def wrap(self, method: str, multicallable: Callable[..., Any]) -> Callable[..., Any]:
+    def wrap(
+        self, method: str, multicallable: Callable[..., Any], guard: Guard | None = None
+    ) -> Callable[..., Any]:
         """``multicallable`` (of the full method name ``/pkg.Service/Method``) with the
-        mesh's deadline and client span; same signature, returns the same call object."""
+        mesh's deadline and client span; same signature, returns the same call object.
+
+        With a ``guard`` (the service's bulkhead, breaker and ejection), a call it refuses
+        is not made: the returned object raises its error when awaited."""
         attributes = rpc_attributes(method)
         policy, tracer, client = self.policy, self._tracer, trace.SpanKind.CLIENT
         inject, in_context = propagate.inject, trace.set_span_in_context
 
         def call(request: Any, *, timeout: float | None = None, metadata: Any = None, **kw: Any):
+            if guard is not None:
+                refused = guard.admit()
+                if refused is not None:
+                    span = tracer.start_span(method, kind=client, attributes=attributes)
+                    record_rpc_status(span, refused.error.code(), refused.error.details() or "")
+                    span.end()
+                    return refused
             span = tracer.start_span(method, kind=client, attributes=attributes)
             carrier: dict[str, str] = {}
             inject(carrier, context=in_context(span))
@@ -54,8 +67,12 @@ class ClientCalls:
                     **kw,
                 )
             except BaseException:
+                if guard is not None:
+                    guard.bulkhead.release()
                 span.end()
                 raise
+            if guard is not None:
+                grpc_call.add_done_callback(guard.done)
             if span.is_recording():
                 grpc_call.add_done_callback(lambda c: self._finish(span, c))
             else:

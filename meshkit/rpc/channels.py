@@ -7,6 +7,10 @@ finish. gRPC itself stops picking an instance whose connection fails, before Con
 notices. Retries are gRPC's own (``retryPolicy`` in the service config) and apply to the
 methods the contracts mark ``NO_SIDE_EFFECTS`` or ``IDEMPOTENT``, so a client in any
 language can derive the same policy from the same protos.
+
+With the resilience layer on (``meshkit.rpc.resilience``; ``MESH_RESILIENCE=off`` turns it
+off), an endpoint ejected for consecutive failures is left out of the target list until
+its ejection ends, and every call passes the service's bulkhead and circuit breaker.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from google.protobuf import descriptor_pb2
 from meshkit.discovery import Endpoints
 from meshkit.rpc.calls import ClientCalls
 from meshkit.rpc.descriptors import service_of_stub
+from meshkit.rpc.resilience import Guard
 from meshkit.security.certificates import authority
 
 log = logging.getLogger("mesh.channels")
@@ -96,8 +101,13 @@ class ServiceChannel:
         service: str,
         stub_cls: type,
         credentials: Callable[[], grpc.ChannelCredentials] | None,
+        guard: Guard | None = None,
     ) -> None:
         self.service = service
+        # Bulkhead, breaker, ejection (None: MESH_RESILIENCE=off); ejections rebuild.
+        self.guard = guard
+        if guard is not None:
+            guard._on_ejected = lambda: self.update(None)
         self._credentials = credentials
         self._options: list[tuple[str, Any]] = [
             ("grpc.service_config", json.dumps(service_config(stub_cls))),
@@ -112,15 +122,23 @@ class ServiceChannel:
         self._closing: set[asyncio.Task[None]] = set()
 
     def update(self, endpoints: Endpoints | None = None) -> None:
-        """Rebuild for a new healthy set (or, with None, for new client credentials)."""
+        """Rebuild for a new healthy set (or, with None, for new client credentials or
+        ejections: the ejected endpoints are left out)."""
         if endpoints is not None:
             if endpoints == self._endpoints and self.channel is not None:
                 return
             self._endpoints = endpoints
+            if self.guard is not None:
+                self.guard.set_instances([e.instance_id for e in endpoints])
+        serving = self._endpoints
+        if self.guard is not None:
+            ejected = self.guard.ejected_ids()
+            if ejected:
+                serving = tuple(e for e in serving if e.instance_id not in ejected)
         old = self.channel
         self.channel = None
-        if self._endpoints:
-            target = target_of(self._endpoints)
+        if serving:
+            target = target_of(serving)
             if self._credentials is None:
                 self.channel = grpc.aio.insecure_channel(target, options=self._options)
             else:
@@ -131,10 +149,11 @@ class ServiceChannel:
                 )
         self.generation += 1
         log.info(
-            "%s: %d healthy instance(s) %s",
+            "%s: %d healthy instance(s) %s, %d serving",
             self.service,
             len(self._endpoints),
             [e.target for e in self._endpoints],
+            len(serving),
         )
         if old is not None:
             task = asyncio.get_running_loop().create_task(old.close(grace=30.0))
@@ -142,6 +161,8 @@ class ServiceChannel:
             task.add_done_callback(self._closing.discard)
 
     async def close(self) -> None:
+        if self.guard is not None:
+            self.guard.close()
         if self.channel is not None:
             await self.channel.close(grace=1.0)
             self.channel = None
@@ -180,6 +201,8 @@ class Stub(Generic[S]):
             return _NoInstance(ch.service)
         method = self._methods.get(name)
         if method is None:
-            method = self._calls.wrap(f"/{self._service}/{name}", getattr(self._stub, name))
+            method = self._calls.wrap(
+                f"/{self._service}/{name}", getattr(self._stub, name), ch.guard
+            )
             self._methods[name] = method
         return method

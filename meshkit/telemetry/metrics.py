@@ -16,6 +16,10 @@ within one instance.
   ``mesh_events_redelivered_total``, ``mesh_events_handling_seconds``, the durable
   consumer's lag (``mesh_events_consumer_pending``, ``..._ack_pending``, sampled),
   ``mesh_outbox_depth`` (sampled), ``mesh_outbox_published_total``.
+- Client resilience per downstream service (``meshkit.rpc.resilience``):
+  ``mesh_breaker_state`` (0 closed, 1 open, 2 half-open), ``mesh_breaker_transitions_total``
+  by ``state``, ``mesh_endpoint_ejections_total``, ``mesh_endpoints_ejected``,
+  ``mesh_bulkhead_rejected_total``, ``mesh_hedges_total``, all by ``service``.
 - A service's own metrics through ``counter()`` (the order service's saga outcomes).
 
 The request path only touches label children bound once per method (``rpc()``).
@@ -176,6 +180,42 @@ class Metrics:
         self.outbox_publish_failures = Counter(
             "mesh_outbox_publish_failures",
             "Publishes of the outbox relay that failed (retried).",
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "mesh_breaker_state",
+            "The circuit breaker of calls to a service: 0 closed, 1 open, 2 half-open.",
+            ("service",),
+            registry=r,
+        )
+        self.breaker_transitions = Counter(
+            "mesh_breaker_transitions",
+            "Transitions of a service's circuit breaker, by the state entered.",
+            ("service", "state"),
+            registry=r,
+        )
+        self.endpoint_ejections = Counter(
+            "mesh_endpoint_ejections",
+            "Endpoints of a service ejected for consecutive failures (outlier detection).",
+            ("service",),
+            registry=r,
+        )
+        self.endpoints_ejected = Gauge(
+            "mesh_endpoints_ejected",
+            "Endpoints of a service left out of its target list now.",
+            ("service",),
+            registry=r,
+        )
+        self.bulkhead_rejected = Counter(
+            "mesh_bulkhead_rejected",
+            "Calls to a service refused at once: its maximum in flight from here reached.",
+            ("service",),
+            registry=r,
+        )
+        self.hedges = Counter(
+            "mesh_hedges",
+            "Second attempts of hedged calls to a service (sent after the hedge delay).",
+            ("service",),
             registry=r,
         )
         self._rpcs: dict[str, RpcMetrics] = {}
