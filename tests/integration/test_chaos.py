@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
 from devstack.services import ServiceProcess
 from devstack.stack import Stack
+from devstack.supervisor import RestartPolicy, Supervisor
 from meshkit.mesh import open_mesh
 from tests.conftest import StackFactory
 from tests.support.load import Load, drive
@@ -66,10 +67,11 @@ def running(stack: Stack, name: str) -> list[ServiceProcess]:
     return [p for p in stack.launcher.started if p.name == name and p.running]
 
 
-def passing(stack: Stack, name: str) -> int:
+def passing_ids(stack: Stack, name: str) -> set[str]:
+    """The ids of ``name``'s instances passing in Consul."""
     assert stack.consul is not None
     entries = stack.consul.get(f"/v1/health/service/{name}?passing=1")
-    return len(entries) if isinstance(entries, list) else 0
+    return {e["Service"]["ID"] for e in entries} if isinstance(entries, list) else set()
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +81,15 @@ def stack(module_stack: StackFactory) -> Stack:
     for name in ("inventory", "payment", "shipping", "order"):
         start(stack, name)
     return stack
+
+
+@pytest.fixture(scope="module")
+def supervisor(stack: Stack) -> Iterator[Supervisor]:
+    """devstack's supervisor, polled by a thread for the whole module: the processes it
+    restarts die with that thread (PR_SET_PDEATHSIG), so it lives as long as the stack.
+    A test watches what it wants brought back, and unwatches it at its end."""
+    with Supervisor.for_stack(stack, RestartPolicy(initial=0.5, burst=3)).running(0.05) as sup:
+        yield sup
 
 
 @pytest.fixture
@@ -172,7 +183,7 @@ async def test_one_of_two_instances_killed_under_load(
     assert tail and all(c.status == "OK" for c in tail), Counter(c.status for c in tail)
     outcomes = await all_final(stack, orders, load)
     assert outcomes.get("CONFIRMED"), outcomes
-    await eventually(lambda: passing(stack, service) == 1, timeout=30, what="one passing")
+    await eventually(lambda: len(passing_ids(stack, service)) == 1, timeout=30, what="one passing")
 
 
 async def test_broker_restarted_under_load(stack: Stack, orders: Orders) -> None:
@@ -196,24 +207,44 @@ async def test_broker_restarted_under_load(stack: Stack, orders: Orders) -> None
     assert outcomes.get("CONFIRMED"), outcomes
 
 
-async def test_a_killed_service_brought_back_under_load(stack: Stack, orders: Orders) -> None:
-    """The order service (the one the load calls) SIGKILLed, and started again: calls fail
-    while it is down (no retry in the load), succeed again once it is back; whatever it
-    had committed before the crash is carried to a final status by its outbox, sweeper
-    and consumer."""
+async def test_a_killed_service_brought_back_by_the_supervisor_under_load(
+    stack: Stack, orders: Orders, supervisor: Supervisor
+) -> None:
+    """The order service (the one the load calls) SIGKILLed; devstack's supervisor starts
+    it again (a new instance, passing in Consul). Calls fail while it is down (no retry
+    in the load) and succeed again once it is back; whatever it had committed before the
+    crash is carried to a final status by its outbox, sweeper and consumer."""
     (victim,) = running(stack, "order")
+    supervisor.watch(victim)
 
     async def crash(load: Load) -> None:
         load.mark("kill")
         await asyncio.to_thread(victim.kill)
-        await asyncio.sleep(1.0)
-        await asyncio.to_thread(start, stack, "order")
+        new = await eventually(
+            lambda: (
+                supervisor.restarts("order") == 1
+                and supervisor.state("order") == "running"
+                and supervisor.current("order")
+            ),
+            timeout=60,
+            what="the order service restarted by the supervisor",
+        )
+        assert new is not victim
+        await eventually(
+            lambda: new.info["instance_id"] in passing_ids(stack, "order"),
+            timeout=30,
+            what="the new order instance passing in Consul",
+        )
         load.mark("back")
 
-    load = await under_load(orders, crash)
-    load.report("order SIGKILLed and started again", "kill", "back")
-    assert len(running(stack, "order")) == 1
-    assert load.recovery(load.marks["back"]) is not None, "no call succeeded after the restart"
+    try:
+        load = await under_load(orders, crash)
+    finally:
+        supervisor.unwatch("order")  # the later tests' faults are their own
+    load.report("order SIGKILLed, restarted by the supervisor", "kill", "back")
+    (current,) = running(stack, "order")
+    assert current is stack.services["order"] and current is not victim
+    assert load.recovery(load.marks["kill"]) is not None, "no call succeeded after the kill"
     assert load.ok
     await all_final(stack, orders, load)
     await succeeds_again(orders)
