@@ -21,6 +21,7 @@ import grpc
 from opentelemetry import propagate, trace
 
 from meshkit.rpc.deadlines import DeadlinePolicy, outgoing_timeout
+from meshkit.rpc.hedging import HedgedCall
 from meshkit.rpc.resilience import Guard
 from meshkit.telemetry.tracing import record_rpc_status, rpc_attributes
 
@@ -36,16 +37,22 @@ class ClientCalls:
         self._finishing: set[asyncio.Task[None]] = set()
 
     def wrap(
-        self, method: str, multicallable: Callable[..., Any], guard: Guard | None = None
+        self,
+        method: str,
+        multicallable: Callable[..., Any],
+        guard: Guard | None = None,
+        hedge: bool = False,
     ) -> Callable[..., Any]:
         """``multicallable`` (of the full method name ``/pkg.Service/Method``) with the
         mesh's deadline and client span; same signature, returns the same call object.
 
         With a ``guard`` (the service's bulkhead, breaker and ejection), a call it refuses
-        is not made: the returned object raises its error when awaited."""
+        is not made: the returned object raises its error when awaited. ``hedge`` (a unary
+        ``NO_SIDE_EFFECTS`` method of a service with hedging on): a ``HedgedCall``."""
         attributes = rpc_attributes(method)
         policy, tracer, client = self.policy, self._tracer, trace.SpanKind.CLIENT
         inject, in_context = propagate.inject, trace.set_span_in_context
+        hedge_delay = guard.policy.hedge_delay if guard is not None and hedge else None
 
         def call(request: Any, *, timeout: float | None = None, metadata: Any = None, **kw: Any):
             if guard is not None:
@@ -60,19 +67,27 @@ class ClientCalls:
             inject(carrier, context=in_context(span))
             outgoing = (*(metadata or ()), *carrier.items())
             try:
-                grpc_call = multicallable(
-                    request,
-                    timeout=outgoing_timeout(policy, method, timeout),
-                    metadata=outgoing,
-                    **kw,
-                )
+                if hedge_delay is not None and guard is not None:
+                    grpc_call = HedgedCall(
+                        lambda t: multicallable(request, timeout=t, metadata=outgoing, **kw),
+                        outgoing_timeout(policy, method, timeout),
+                        hedge_delay,
+                        guard,
+                    )
+                else:
+                    grpc_call = multicallable(
+                        request,
+                        timeout=outgoing_timeout(policy, method, timeout),
+                        metadata=outgoing,
+                        **kw,
+                    )
             except BaseException:
                 if guard is not None:
                     guard.bulkhead.release()
                 span.end()
                 raise
-            if guard is not None:
-                grpc_call.add_done_callback(guard.done)
+            if guard is not None and hedge_delay is None:
+                grpc_call.add_done_callback(guard.done)  # (a hedged call's attempts have it)
             if span.is_recording():
                 grpc_call.add_done_callback(lambda c: self._finish(span, c))
             else:

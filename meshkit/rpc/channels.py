@@ -189,7 +189,8 @@ class Stub(Generic[S]):
         self._stub: S | None = None
         self._methods: dict[str, Callable[..., Any]] = {}
         self._generation = -1
-        self._service = service_of_stub(stub_cls).full_name  # type: ignore[arg-type]
+        self._descriptor = service_of_stub(stub_cls)  # type: ignore[arg-type]
+        self._service = self._descriptor.full_name
 
     def __getattr__(self, name: str) -> Any:
         ch = self._channel
@@ -201,8 +202,20 @@ class Stub(Generic[S]):
             return _NoInstance(ch.service)
         method = self._methods.get(name)
         if method is None:
+            guard = ch.guard
+            hedge = guard is not None and guard.policy.hedging and self._hedgeable(name)
             method = self._calls.wrap(
-                f"/{self._service}/{name}", getattr(self._stub, name), ch.guard
+                f"/{self._service}/{name}", getattr(self._stub, name), guard, hedge
             )
             self._methods[name] = method
         return method
+
+    def _hedgeable(self, name: str) -> bool:
+        """A unary method the contract marks ``NO_SIDE_EFFECTS`` (safe to send twice)."""
+        m = self._descriptor.methods_by_name.get(name)
+        return (
+            m is not None
+            and not m.client_streaming
+            and not m.server_streaming
+            and m.GetOptions().idempotency_level == descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
+        )

@@ -239,3 +239,22 @@ async def test_the_bulkhead_refuses_calls_beyond_its_limit(flaky, client) -> Non
     assert await asyncio.gather(*held) == [("OK", "")] * 2
     assert await outcome(stub) == ("OK", "")
     assert metric(mesh, "mesh_bulkhead_rejected_total") == 1
+
+
+async def test_hedging_answers_from_another_instance_when_one_hangs(flaky, client) -> None:
+    hanging, fine = flaky(), flaky()
+    mesh = await client(hedging=True, hedge_delay=0.05)
+    stub = await stub_of(mesh, 2)
+
+    async def both_serve() -> bool:
+        return {await served_by(stub) for _ in range(10)} == {hanging.id, fine.id}
+
+    await eventually(both_serve, timeout=30, what="both instances answering")
+    hanging.set("hang")
+    # GetStock is NO_SIDE_EFFECTS: a call whose first attempt went to the hanging instance
+    # is sent again after 50 ms, to the other, whose answer wins. Without the hedge these
+    # calls would wait for their deadline.
+    answered = [await served_by(stub) for _ in range(6)]
+    assert answered == [fine.id] * 6, answered
+    assert metric(mesh, "mesh_hedges_total") >= 1
+    hanging.set("ok")
