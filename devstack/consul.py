@@ -20,6 +20,9 @@ from meshkit.security.certificates import CA
 from meshkit.security.secrets import write_secret
 
 DEV_CONFIG = ROOT / "infra" / "consul" / "dev.hcl"
+# Every identity may read the faults to inject (meshkit.rpc.faults); only devstack writes.
+FAULTS_POLICY = "mesh-faults-read"
+FAULTS_RULES = 'key_prefix "mesh/faults/" { policy = "read" }'
 
 
 @dataclass
@@ -96,13 +99,16 @@ class ConsulAgent(ChildProcess):
 
     def service_token(self, name: str) -> str:
         """The ACL token of the identity ``name`` (a service, the gateway, a tool): a
-        ServiceIdentity of that name and nothing else (register itself, read the catalog,
-        its intentions and the CA roots). Made on first use, kept in ``<acl_dir>/tokens``."""
+        ServiceIdentity of that name (register itself, read the catalog, its intentions and
+        the CA roots) and the read of ``mesh/faults/`` in the KV (the faults to inject).
+        Made on first use, kept in ``<acl_dir>/tokens``."""
         if name not in self._tokens:
             secret = self._secret(self.tokens_dir / "tokens" / f"{name}.token")
-            self._create_token(
-                secret, f"identity {name}", {"ServiceIdentities": [{"ServiceName": name}]}
-            )
+            grants = {
+                "ServiceIdentities": [{"ServiceName": name}],
+                "Policies": [{"Name": FAULTS_POLICY}],
+            }
+            self._create_token(secret, f"identity {name}", grants)
             self._tokens[name] = secret
         return self._tokens[name]
 
@@ -133,16 +139,17 @@ class ConsulAgent(ChildProcess):
         token of a previous life of this agent, with the same secrets."""
         rules = 'node_prefix "" { policy = "write" }\nservice_prefix "" { policy = "read" }'
         deadline = time.monotonic() + 15
-        while True:
-            try:
-                self.put("/v1/acl/policy", {"Name": "mesh-agent", "Rules": rules})
-                break
-            except urllib.error.HTTPError as exc:
-                if exc.code == 400 and b"already exists" in exc.read():
+        for name, policy in (("mesh-agent", rules), (FAULTS_POLICY, FAULTS_RULES)):
+            while True:
+                try:
+                    self.put("/v1/acl/policy", {"Name": name, "Rules": policy})
                     break
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(0.2)
+                except urllib.error.HTTPError as exc:
+                    if exc.code == 400 and b"already exists" in exc.read():
+                        break
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(0.2)
         agent = self._secret(self.tokens_dir / "agent.token")
         self._create_token(agent, "the agent", {"Policies": [{"Name": "mesh-agent"}]})
         self._tokens.clear()

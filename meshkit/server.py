@@ -31,6 +31,7 @@ from meshkit.config import MeshConfig
 from meshkit.lifecycle import announce_ready, registered, stop_event
 from meshkit.mesh import BusFactory, Mesh, connect_nats, open_mesh
 from meshkit.rpc.descriptors import add_servicer
+from meshkit.rpc.faults import FaultWatch
 from meshkit.rpc.interceptors import MeshServerInterceptor
 from meshkit.security.authorization import warn_if_unreachable
 from meshkit.telemetry import logs, tracing
@@ -109,6 +110,9 @@ async def serve(
             logs.AccessLog(log_context, config.log_json, every_call=config.access_log),
             tracing.ServerSpans(mesh.tracer),
         )
+        # Faults to inject (Consul KV mesh/faults/<name>), watched; none: nothing per call.
+        faults = FaultWatch(mesh.consul, config.name, interceptor.set_faults, mesh.metrics)
+        mesh.on_close(faults.start().stop)
         servers = _build_servers(mesh, config, interceptor)
         # The ports are bound: the instance has its id from here on.
         config = config.with_instance(servers.port, servers.health_port)

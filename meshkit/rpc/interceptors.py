@@ -28,7 +28,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -41,6 +41,9 @@ from meshkit.security.identity import NoIdentity, identity_of_peer
 from meshkit.telemetry.logs import AccessLog, current_method
 from meshkit.telemetry.metrics import Metrics, RpcMetrics
 from meshkit.telemetry.tracing import ServerSpans
+
+if TYPE_CHECKING:
+    from meshkit.rpc.faults import Faults
 
 log = logging.getLogger("mesh.server")
 
@@ -81,6 +84,9 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         self.access_log = access_log
         self.spans = spans
         self.admission = Admission(policy.admission, self.metrics.shed)
+        # Injected faults (meshkit.rpc.faults), None when none is active: a method's wrap
+        # binds its injector and set_faults() re-wraps, so without one a call pays nothing.
+        self.faults: Faults | None = None
         # Sent back as the `served-by` trailer, so a caller can see which instance answered.
         self.instance_id = ""
         # Per method: the servicer's handler and its wrap (built once, reused by every call).
@@ -101,6 +107,12 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         wrapped = self._wrap(handler, method, self.policy.is_open(method))
         self._wrapped[method] = (handler, wrapped)
         return wrapped
+
+    def set_faults(self, faults: Faults | None) -> None:
+        """The faults to inject from now on (None: none); the next call of each method
+        gets a new wrap, calls in flight keep theirs."""
+        self.faults = faults or None
+        self._wrapped.clear()
 
     def _admit(
         self, context: grpc.aio.ServicerContext, method: str, open_method: bool, gate: Gate
@@ -196,6 +208,8 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
             else self.admission.gate(method, streaming=streaming)
         )
         leave, observe = gate.leave, gate.observe
+        faults = self.faults
+        inject = faults.injector(method) if faults and not open_method else None
 
         def unary_response(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -210,6 +224,8 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     admit(context, method, open_method, gate)
                     entered = True
                     token = deadlines.enter_call(context.time_remaining())
+                    if inject is not None:  # a fault is active for this method
+                        await inject(context)
                     return await inner(request, context)
                 except grpc.aio.AbortError:  # the handler aborted the call itself
                     code = context.code() or grpc.StatusCode.UNKNOWN
@@ -246,6 +262,8 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     admit(context, method, open_method, gate)
                     entered = True
                     token = deadlines.enter_call(context.time_remaining())
+                    if inject is not None:
+                        await inject(context)
                     result = inner(request, context)
                     if inspect.isasyncgen(result):
                         async for item in result:
