@@ -7,19 +7,20 @@ dict lookup, no lock (one event loop serves every call), no allocation.
 - **Load shedding**: at most ``max_in_flight`` calls of the method at once (the mesh
   file's ``[admission]`` default, or its ``[admission.methods]`` override; 0: no limit).
   One more is refused at once with ``RESOURCE_EXHAUSTED``, the code gRPC names for a
-  server out of a resource, which a caller's retry policy does not retry on the same
-  instance and its breaker may count as overload.
+  server out of a resource: the mesh's retry policy does not retry it (UNAVAILABLE only),
+  and a caller's breaker counts it as a failure of the service.
 - **Deadline-aware admission**: the gate keeps an EWMA of the method's handling time on
   this instance (successful calls only; unary-response methods only, since a stream lasts
   as long as its caller wants). Once it has ``min_samples`` of them, a call with less time
   left than that is refused up front by ``deadlines.check_incoming`` (the same check as the
-  ``min_remaining`` floor), with ``DEADLINE_EXCEEDED``: the call would most likely miss
-  its deadline anyway, and the code tells the caller its budget, not this server's load,
-  is the problem, so neither a retry nor a breaker treats the instance as overloaded.
+  ``min_remaining`` floor), with ``DEADLINE_EXCEEDED``: what the caller would get at its
+  deadline anyway, only sooner and without the wasted work, so its retries, breaker and
+  ejection see what they would have seen; ``RESOURCE_EXHAUSTED`` would claim overload
+  where the problem is the caller's budget, on an instance that may be idle.
 
 Both are counted in ``mesh_shed_total{method, reason}`` (``in_flight`` or ``deadline``;
-the latter includes the ``min_remaining`` floor). Open methods (health, reflection) have
-no gate.
+the latter includes the ``min_remaining`` floor). Open methods (health, reflection) are
+never refused.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Gate:
         "full_message",
         "in_flight",
         "limit",
+        "need",
         "samples",
         "shed_deadline",
         "shed_in_flight",
@@ -64,9 +66,11 @@ class Gate:
         self.deadline_aware = deadline_aware
         self._alpha = alpha
         self._min_samples = min_samples
-        # Seconds a successful call usually takes here (EWMA), and how many calls it has seen.
+        # Seconds a successful call usually takes here (EWMA), how many calls it has seen,
+        # and the time a call must have left to be admitted (0 until enough samples).
         self.usual = 0.0
         self.samples = 0
+        self.need = 0.0
         self.full_message = f"{method} has {limit} calls in flight, its maximum; try again later"
         shed = shed or _unregistered_counter()
         self.shed_in_flight = shed.labels(method, "in_flight")
@@ -80,22 +84,19 @@ class Gate:
         self.in_flight += 1
         return True
 
-    def leave(self) -> None:
+    def leave(self, took: float, ok: bool) -> None:
+        """Free the call's slot; ``took``: its handling time in seconds, which goes into the
+        usual time when the call succeeded (and the gate is deadline-aware)."""
         self.in_flight -= 1
-
-    def observe(self, took: float) -> None:
-        """A successful call's handling time, in seconds."""
-        if self.samples:
-            self.usual += self._alpha * (took - self.usual)
-        else:
-            self.usual = took
-        self.samples += 1
-
-    def needed(self) -> float:
-        """The time a call must have left to be admitted (0 until enough samples)."""
-        if self.deadline_aware and self.samples >= self._min_samples:
-            return self.usual
-        return 0.0
+        if ok and self.deadline_aware:
+            samples = self.samples + 1
+            self.samples = samples
+            if samples == 1:
+                self.usual = took
+            else:
+                self.usual += self._alpha * (took - self.usual)
+            if samples >= self._min_samples:
+                self.need = self.usual
 
 
 def _unregistered_counter() -> Counter:

@@ -145,7 +145,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         if not open_method:
             try:
                 deadlines.check_incoming(
-                    self.policy.deadlines, method, context.time_remaining(), gate.needed()
+                    self.policy.deadlines, method, context.time_remaining(), gate.need
                 )
             except deadlines.DeadlineRejected as exc:
                 if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -207,7 +207,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
             if open_method
             else self.admission.gate(method, streaming=streaming)
         )
-        leave, observe = gate.leave, gate.observe
+        leave = gate.leave
         faults = self.faults
         inject = faults.injector(method) if faults and not open_method else None
 
@@ -241,9 +241,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                         deadlines.leave_call(token)
                     took = done(method, rpc, code, message, started)
                     if entered:
-                        leave()
-                        if code is ok:
-                            observe(took)
+                        leave(took, code is ok)
                     end_span(span, code, message)
                     current_method.reset(named)
 
@@ -284,9 +282,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                         deadlines.leave_call(token)
                     took = done(method, rpc, code, message, started)
                     if entered:
-                        leave()
-                        if code is ok:
-                            observe(took)
+                        leave(took, code is ok)
                     end_span(span, code, message)
                     # A generator closed from elsewhere finishes in another context.
                     with contextlib.suppress(ValueError):

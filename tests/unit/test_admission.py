@@ -38,6 +38,12 @@ def shed(registry: CollectorRegistry, method: str, reason: str) -> float:
 # --- the gate -------------------------------------------------------------------------
 
 
+def sample(gate: Gate, took: float) -> None:
+    """A successful call that took ``took`` seconds."""
+    assert gate.enter()
+    gate.leave(took, True)
+
+
 def test_a_gate_admits_up_to_its_limit_and_counts_the_overflow() -> None:
     counter, registry = shed_counter()
     gate = Gate(METHOD, 2, shed=counter)
@@ -47,7 +53,7 @@ def test_a_gate_admits_up_to_its_limit_and_counts_the_overflow() -> None:
     assert shed(registry, METHOD, "in_flight") == 1
     assert "has 2 calls in flight, its maximum" in gate.full_message
     assert METHOD in gate.full_message
-    gate.leave()
+    gate.leave(0.1, False)
     assert gate.enter()  # a slot freed is a slot taken
     assert shed(registry, METHOD, "in_flight") == 1
 
@@ -60,31 +66,31 @@ def test_a_limit_of_zero_means_none() -> None:
 
 def test_the_usual_time_is_an_ewma_used_only_once_enough_samples_exist() -> None:
     gate = Gate(METHOD, 0, alpha=0.5, min_samples=3)
-    gate.observe(0.100)
+    sample(gate, 0.100)
     assert gate.usual == pytest.approx(0.100)
-    assert gate.needed() == 0.0  # one sample says little
-    gate.observe(0.200)
+    assert gate.need == 0.0  # one sample says little
+    sample(gate, 0.200)
     assert gate.usual == pytest.approx(0.150)
-    assert gate.needed() == 0.0
-    gate.observe(0.050)
+    assert gate.need == 0.0
+    sample(gate, 0.050)
     assert gate.usual == pytest.approx(0.100)
-    assert gate.needed() == pytest.approx(0.100)
+    assert gate.need == pytest.approx(0.100)
     # An outlier moves it by alpha of the difference, not to the outlier.
-    gate.observe(1.100)
-    assert gate.needed() == pytest.approx(0.600)
+    sample(gate, 1.100)
+    assert gate.need == pytest.approx(0.600)
 
 
 def test_without_deadline_awareness_nothing_is_needed() -> None:
     gate = Gate(METHOD, 0, deadline_aware=False, min_samples=1)
-    gate.observe(1.0)
-    assert gate.needed() == 0.0
+    sample(gate, 1.0)
+    assert gate.need == 0.0
 
 
 def test_streaming_methods_get_no_deadline_refusal() -> None:
     admission = Admission(AdmissionPolicy(min_samples=1, methods={WATCH: 5}))
     watch = admission.gate(WATCH, streaming=True)
-    watch.observe(300.0)  # a watch lasts as long as its caller wants
-    assert watch.needed() == 0.0
+    sample(watch, 300.0)  # a watch lasts as long as its caller wants
+    assert watch.need == 0.0
     assert watch.limit == 5
     assert admission.gate(WATCH, streaming=True) is watch  # made once
     assert admission.gate(METHOD).limit == AdmissionPolicy().max_in_flight
@@ -266,7 +272,7 @@ async def test_a_call_with_less_left_than_usual_is_refused_up_front(
     short = 0.1  # under the 0.2 s the method takes however loaded the machine is
     for _ in range(3):  # the samples the estimate needs
         assert await do(b"x", timeout=20) == b"x"
-    assert interceptor.admission.gate(METHOD).needed() >= 0.2
+    assert interceptor.admission.gate(METHOD).need >= 0.2
     started = work.started
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await do(b"x", timeout=short)
