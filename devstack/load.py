@@ -427,7 +427,12 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
         state_dir=a.state_dir,
         policy=MeshPolicy.load(DEFAULT_MESH_FILE),
     )
-    mesh, _ = await open_mesh(config)
+    try:
+        mesh, _ = await open_mesh(config)
+    except (TimeoutError, OSError) as err:
+        raise SystemExit(
+            f"cannot open the mesh through Consul at {a.consul} ({err!r}): is `make run` up?"
+        ) from None
     try:
         load = Load(a, mesh, lambda line: print(line, flush=True))  # its stubs watch first
         for service in ("order", "inventory"):
