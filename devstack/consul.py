@@ -50,6 +50,9 @@ class ConsulAgent(ChildProcess):
     connect_ca: CA | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
     _tokens: dict[str, str] = field(default_factory=dict, repr=False)
+    # The free ports taken at the first start, kept: a restarted agent binds the same ones,
+    # so every process that knows its address finds it again.
+    _free: tuple[int, ...] = field(default=(), repr=False)
 
     @property
     def http_addr(self) -> str:
@@ -191,7 +194,8 @@ class ConsulAgent(ChildProcess):
         write_secret(extra, json.dumps({**self.extra_config, **self.acl_config()}))
         cmd += ["-config-file", str(extra)]
         if self.use_free_ports:
-            http, grpc, dns, lan, wan, server = free_ports(6)
+            self._free = self._free or tuple(free_ports(6))
+            http, grpc, dns, lan, wan, server = self._free
             self.http_port, self.grpc_port, self.dns_port = http, grpc, dns
             cmd += [
                 f"-http-port={http}",

@@ -18,6 +18,7 @@ reverse order, at the end::
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Self, TypeVar
@@ -143,6 +144,21 @@ class Stack:
             if self._launcher is not None:
                 self._launcher.consul = self.consul
         return self.consul
+
+    def restart_consul(self, down: float = 0.0) -> ConsulAgent:
+        """Consul stopped (its signer with it) and, ``down`` seconds later, started again
+        on the same ports. A dev agent comes back empty: the ACL tokens are made again with
+        the same secrets, the intentions applied again, the signer started again on its
+        port; the services register themselves again (``meshkit.lifecycle.registered``),
+        and what was in the KV (faults) is gone."""
+        agent = self.consul
+        assert agent is not None, "Consul is not started"
+        agent.stop()
+        time.sleep(down)
+        agent.start()
+        self.intentions = apply_intentions(agent)
+        start_signer(self.state, agent, self.ca, self.log_dir / "signer.log")
+        return agent
 
     def start_nats(self) -> NatsServer:
         if self.nats is None:

@@ -45,6 +45,7 @@ RATE = 20.0  # PlaceOrder calls a second
 DURATION = 12.0  # seconds of load: 240 calls
 FAULT_AT = 4.0  # seconds into the load
 BROKER_DOWN = 3.0  # seconds NATS stays stopped
+CONSUL_DOWN = 3.0  # seconds Consul stays stopped
 
 SKUS = ("SKU-CABLE", "SKU-MOUSE", "SKU-KEYBOARD")
 CATALOG = {sku: 100_000 for sku in (*SKUS, "SKU-MONITOR", "SKU-LAPTOP")}
@@ -205,6 +206,38 @@ async def test_broker_restarted_under_load(stack: Stack, orders: Orders) -> None
     assert load.ok
     outcomes = await all_final(stack, orders, load)
     assert outcomes.get("CONFIRMED"), outcomes
+
+
+async def test_consul_restarted_under_load(stack: Stack, orders: Orders) -> None:
+    """The Consul agent stopped for a few seconds and started again (same ports; a dev
+    agent: it comes back with an empty catalog): calls keep flowing on the discovery
+    each caller has cached, and every running instance registers itself again and
+    passes its check."""
+    assert stack.consul is not None
+    instances = {
+        name: {p.info["instance_id"] for p in running(stack, name)}
+        for name in ("inventory", "payment", "shipping", "order")
+    }
+
+    async def restart(load: Load) -> None:
+        load.mark("consul down")
+        await asyncio.to_thread(stack.restart_consul, CONSUL_DOWN)
+        load.mark("consul up")
+
+    load = await under_load(orders, restart)
+    load.report("Consul restarted", "consul down", "consul up")
+    down, up = load.marks["consul down"], load.marks["consul up"]
+    during = Counter(c.status for c in load.calls if down <= c.started <= up)
+    assert during and set(during) == {"OK"}, f"calls while Consul was down: {during}"
+    assert load.recovery(up) is not None
+    for name, ids in instances.items():
+        await eventually(
+            lambda name=name, ids=ids: passing_ids(stack, name) >= ids,
+            timeout=30,
+            what=f"{name}'s instances {ids} registered and passing again",
+        )
+    await all_final(stack, orders, load)
+    await succeeds_again(orders)
 
 
 async def test_a_killed_service_brought_back_by_the_supervisor_under_load(
