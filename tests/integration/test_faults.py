@@ -4,6 +4,8 @@ management token (devstack.faults), watched by the instance, injected by its int
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -177,3 +179,42 @@ def test_a_service_token_reads_the_faults_and_cannot_write_them(stack: Stack) ->
     with pytest.raises(urllib.error.HTTPError) as absent:  # no fault set: 404, not 403
         consul.get(key, token=token)
     assert absent.value.code == 404
+
+
+def test_the_cli_applies_lists_and_clears(stack: Stack) -> None:
+    """What `make fault`, `make faults` and `make fault-clear` run, against this stack."""
+    consul = stack.consul
+    assert consul is not None
+    token_file = consul.tokens_dir / "management.token"
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "devstack.faults", "--consul", consul.http_addr,
+             "--token-file", str(token_file), *args],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    assert "applied shipping-unavailable: shipping *: abort UNAVAILABLE, 100% for order" in cli(
+        "apply", "shipping-unavailable", "--callers", "order"
+    )
+    assert "applied payment-delay-2s" in cli("apply", "payment-delay-2s")
+    listed = {line.split()[0]: line for line in cli("list").splitlines()[1:]}
+    assert listed["shipping-unavailable"].endswith("ACTIVE (changed)")  # its callers
+    assert listed["payment-delay-2s"].endswith("ACTIVE")
+    assert not listed["order-slow-db"].endswith("ACTIVE")
+    assert set(active_faults(consul.http_addr, consul.management_token)) == {
+        "shipping",
+        "payment",
+    }
+    assert "removed payment-delay-2s" in cli("remove", "payment-delay-2s")
+    assert set(active_faults(consul.http_addr, consul.management_token)) == {"shipping"}
+    cli("clear")
+    assert active_faults(consul.http_addr, consul.management_token) == {}
+    assert "ACTIVE" not in cli("list")
+    missing = subprocess.run(
+        [sys.executable, "-m", "devstack.faults", "--consul", consul.http_addr,
+         "--token-file", str(token_file), "apply", "nope"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "no fault scenario 'nope'" in missing.stderr
