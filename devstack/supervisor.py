@@ -31,25 +31,30 @@ checked by later polls (``ready_timeout`` of its kind, then it counts as an exit
 clock, and where the lines go (``log``, ``print`` by default), can be given (tests).
 
 A thread that starts children must live as long as they do (``PR_SET_PDEATHSIG``, see
-``devstack.process``): processes restarted by ``running()``'s thread get SIGTERM when it
-ends, so leave that block only when done with them (e.g. at the stack's close).
+``devstack.process``): restarts are launched from one thread that lives as long as this
+process (``spawn``), never from ``running()``'s, so a restarted process outlives the
+``with`` block that restarted it and is stopped with its stack.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from devstack.process import ChildProcess
 
 if TYPE_CHECKING:
     from devstack.stack import Stack
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,36 @@ class Backoff:
         if attempt > self.policy.burst:
             return None
         return self.policy.delay(attempt), attempt
+
+
+class _Spawner:
+    """One thread for the life of this process that launches the restarted children (their
+    ``PR_SET_PDEATHSIG`` fires when the thread that started them ends)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, job: Callable[[], T]) -> T:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="spawner", daemon=True)
+                self._thread.start()
+        done: Future[T] = Future()
+        self._jobs.put((job, done))
+        return done.result()
+
+    def _run(self) -> None:
+        while True:
+            job, done = self._jobs.get()
+            try:
+                done.set_result(job())
+            except BaseException as err:
+                done.set_exception(err)
+
+
+spawn = _Spawner()
 
 
 def respawn(proc: ChildProcess) -> ChildProcess:
@@ -249,7 +284,7 @@ class Supervisor:
         w.restarts += 1
         w.proc, w.state, w.since = fresh, "starting", self.clock()
         try:
-            fresh.launch()
+            spawn(fresh.launch)
         except Exception as err:  # e.g. the executable is gone: an exit like any other
             self._exited(name, w, f"a failed start ({err})", before_ready=True)
             return

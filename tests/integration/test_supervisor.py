@@ -4,6 +4,8 @@ after its restarts, while the others keep running."""
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
@@ -37,7 +39,6 @@ async def test_a_killed_service_is_restarted_passes_in_consul_and_serves(stack: 
     mesh, _ = await open_mesh(stack.mesh_config("operator"))
     stub = mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory")
     try:
-        # The supervisor's thread starts the new instance: it must outlive it (PDEATHSIG).
         with sup.running(0.05):
             old.kill()
             new = await eventually(
@@ -67,6 +68,9 @@ async def test_a_killed_service_is_restarted_passes_in_consul_and_serves(stack: 
                 return dict(await call.trailing_metadata()).get("served-by") == new_id
 
             await eventually(serves, timeout=30, interval=0.2, what="a call served by it")
+        # The new instance outlives the supervisor's thread (it was not started by it).
+        await asyncio.sleep(0.5)
+        assert new.running
     finally:
         await mesh.close()
     assert lines[0] == "inventory exited with -9; restarting in 0.2 s (attempt 1)", lines
