@@ -107,7 +107,7 @@ class ServiceChannel:
         # Bulkhead, breaker, ejection (None: MESH_RESILIENCE=off); ejections rebuild.
         self.guard = guard
         if guard is not None:
-            guard._on_ejected = lambda: self.update(None)
+            guard.on_ejected = lambda: self.update(None)
         self._credentials = credentials
         self._options: list[tuple[str, Any]] = [
             ("grpc.service_config", json.dumps(service_config(stub_cls))),

@@ -124,7 +124,7 @@ class Guard:
                 clock=clock,
                 on_change=self._ejections_changed,
             )
-        self._on_ejected = on_ejected
+        self.on_ejected = on_ejected
         self._sweeping: asyncio.TimerHandle | None = None
         self._open = FailedCall(
             grpc.StatusCode.UNAVAILABLE,
@@ -193,7 +193,7 @@ class Guard:
         log.warning("%s: ejected endpoint(s) %s", self.service, sorted(ejected))
         if self._sweeping is None:
             self._schedule_sweep()
-        self._on_ejected()
+        self.on_ejected()
 
     def _schedule_sweep(self) -> None:
         assert self.ejector is not None

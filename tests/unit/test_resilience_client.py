@@ -179,3 +179,73 @@ def test_mesh_file_defaults_overrides_and_the_off_switch(
     with pytest.raises(ValueError, match="breaker_windw"):
         MeshPolicy.load(f)
     assert ResilienceSettings().enabled
+
+
+class FakeCall:
+    """A unary grpc.aio call whose answer the test gives (``answer``/``fail``)."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.future: Any = asyncio.get_running_loop().create_future()
+        self.cancelled = False
+
+    def __await__(self) -> Any:
+        return self.future.__await__()
+
+    def add_done_callback(self, cb: Any) -> None:
+        self.future.add_done_callback(lambda _: cb(self))
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return self.future.cancel()
+
+    def answer(self, value: Any) -> None:
+        self.future.set_result(value)
+
+    def fail(self, code: grpc.StatusCode) -> None:
+        error = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata())
+        self.future.set_exception(error)
+
+
+async def test_hedged_call_first_success_wins_and_the_other_is_cancelled() -> None:
+    import asyncio
+
+    from meshkit.rpc.hedging import HedgedCall
+
+    metrics = Metrics()
+    guard = Guard("inventory", ResiliencePolicy(hedging=True), metrics)
+    attempts: list[FakeCall] = []
+
+    def start(timeout: float | None) -> FakeCall:
+        attempts.append(FakeCall())
+        return attempts[-1]
+
+    assert guard.admit() is None  # the wrapper's, for the first attempt
+    hedged = HedgedCall(start, 5.0, 0.01, guard)
+    await asyncio.sleep(0.05)
+    assert len(attempts) == 2  # no answer within the delay: hedged
+    assert _value(metrics, "mesh_hedges_total", service="inventory") == 1
+    attempts[0].fail(grpc.StatusCode.UNAVAILABLE)  # a failure does not end it
+    await asyncio.sleep(0)
+    assert not hedged.done()
+    attempts[1].answer("stock")
+    assert await hedged == "stock"
+    assert guard.bulkhead.in_flight == 0
+
+    attempts.clear()
+    assert guard.admit() is None
+    quick = HedgedCall(start, 5.0, 0.5, guard)
+    attempts[0].answer("fast")
+    assert await quick == "fast" and len(attempts) == 1  # answered in time: no hedge
+
+    attempts.clear()
+    assert guard.admit() is None
+    both = HedgedCall(start, 5.0, 0.0, guard)
+    await asyncio.sleep(0.01)
+    attempts[1].answer("second")
+    assert await both == "second" and attempts[0].cancelled
+    guard.close()
