@@ -73,11 +73,17 @@ class Watch(Generic[T]):
     ) -> None:
         self.name = name
         self._fetch = fetch
-        self._on_change = on_change
+        self._listeners: list[Callable[[T], None]] = [on_change] if on_change else []
         self.value: T | None = None
         self.index = 0
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, on_change: Callable[[T], None]) -> None:
+        """Call ``on_change`` too on every change, and now with the current value if any."""
+        self._listeners.append(on_change)
+        if self._ready.is_set() and self.value is not None:
+            on_change(self.value)
 
     def start(self) -> Watch[T]:
         if self._task is None:
@@ -109,11 +115,12 @@ class Watch(Generic[T]):
             changed = not self._ready.is_set() or value != self.value
             self.value = value
             self._ready.set()
-            if changed and self._on_change is not None:
-                try:
-                    self._on_change(value)
-                except Exception:
-                    log.exception("watch %s: change handler failed", self.name)
+            if changed:
+                for listener in self._listeners:
+                    try:
+                        listener(value)
+                    except Exception:
+                        log.exception("watch %s: change handler failed", self.name)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -62,6 +62,8 @@ class Discovery:
                 return i, endpoints_of(entries)
 
             self._watches[service] = Watch(f"health:{service}", fetch, on_change).start()
+        elif on_change is not None:  # a second party watching the same service
+            self._watches[service].subscribe(on_change)
         return self._watches[service]
 
     async def ready(self, timeout: float = 10.0) -> None:
