@@ -99,6 +99,18 @@ class Gate:
                 self.need = self.usual
 
 
+    def refused(self) -> None:
+        """A call refused for too little time left. The usual time decays with each
+        refusal: only admitted calls measure the method, so an estimate inflated by a slow
+        spell (a fault, a stall) that callers' budgets no longer meet would otherwise
+        refuse every call for good. It comes down until calls are admitted again, and
+        they measure the method afresh."""
+        self.shed_deadline.inc()
+        if self.need:
+            self.usual *= 1.0 - self._alpha
+            self.need = self.usual
+
+
 def _unregistered_counter() -> Counter:
     return Counter("mesh_shed", "unregistered", ("method", "reason"), registry=None)
 

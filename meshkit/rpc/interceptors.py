@@ -149,7 +149,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 )
             except deadlines.DeadlineRejected as exc:
                 if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                    gate.shed_deadline.inc()
+                    gate.refused()
                 raise Rejected(exc.code, exc.message) from exc
         if not gate.enter():
             raise Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, gate.full_message)

@@ -338,3 +338,22 @@ def test_the_exposition_names_method_and_reason() -> None:
         if s.name == "mesh_shed_total"
     }
     assert totals == {(METHOD, "in_flight"): 1.0, (METHOD, "deadline"): 0.0}
+
+
+def test_an_estimate_inflated_by_a_slow_spell_comes_down_under_refusals() -> None:
+    from meshkit.rpc.admission import Gate
+
+    gate = Gate("/x.v1.S/M", 0, alpha=0.1, min_samples=3)
+    for _ in range(3):  # a slow spell (a 2 s delay fault): the method "usually" takes 2 s
+        assert gate.enter()
+        gate.leave(2.0, ok=True)
+    assert gate.need == 2.0
+    budget = 1.0  # what callers give it: every call is refused while the estimate holds
+    refusals = 0
+    while gate.need > budget:
+        gate.refused()
+        refusals += 1
+        assert refusals < 100, "the estimate never came down"
+    assert gate.enter()  # admitted again: it measures the method afresh
+    gate.leave(0.01, ok=True)
+    assert gate.need < budget
