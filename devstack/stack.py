@@ -150,9 +150,17 @@ class Stack:
         on the same ports. A dev agent comes back empty: the ACL tokens are made again with
         the same secrets, the intentions applied again, the signer started again on its
         port; the services register themselves again (``meshkit.lifecycle.registered``),
-        and what was in the KV (faults) is gone."""
+        and what was in the KV (faults) is gone. Its cluster id is pinned (Connect's
+        ``ca_config.cluster_id``) to the one it had, so the trust domain, ``<cluster
+        id>.consul``, stays the same: a new one would set the workloads that learned the
+        old one and those that start with the new one apart (UNAUTHENTICATED) until every
+        workload has caught up."""
         agent = self.consul
         assert agent is not None, "Consul is not started"
+        cluster_id = agent.trust_domain().removesuffix(".consul")
+        connect = agent.extra_config.setdefault("connect", {})
+        assert isinstance(connect, dict)
+        connect.setdefault("ca_config", {})["cluster_id"] = cluster_id
         agent.stop()
         time.sleep(down)
         agent.start()

@@ -88,10 +88,18 @@ def remaining() -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
+# What an outgoing call leaves of the incoming call's time (at most this, and 5 % of it):
+# the downstream's deadline passes just before the caller's, so the caller sees it fail
+# (DEADLINE_EXCEEDED, counted by its breaker) and answers, instead of being cancelled by
+# its own deadline in the same instant (a cancelled call counts for nothing).
+PROPAGATION_MARGIN = 0.05
+
+
 def outgoing_timeout(policy: DeadlinePolicy, method: str, requested: float | None) -> float:
-    """The timeout an outgoing call gets: requested or default, capped by what is left."""
+    """The timeout an outgoing call gets: requested or default, capped by what is left
+    (less a margin, ``PROPAGATION_MARGIN``)."""
     timeout = requested if requested is not None else policy.for_method(method).default
     left = remaining()
     if left is not None:
-        timeout = min(timeout, left)
+        timeout = min(timeout, left - min(PROPAGATION_MARGIN, 0.05 * max(left, 0.0)))
     return max(timeout, 0.0)

@@ -17,16 +17,25 @@ the load never runs out of it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import statistics
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.faults import apply_scenario, clear_faults
 from devstack.services import ServiceProcess
 from devstack.stack import Stack
 from devstack.supervisor import RestartPolicy, Supervisor
+from meshkit.config import ResilienceSettings
 from meshkit.mesh import open_mesh
+from meshkit.rpc.breaker import CLOSED, OPEN
+from meshkit.rpc.faults import Fault
+from meshkit.telemetry.metrics import METRICS_PATH
 from tests.conftest import StackFactory
 from tests.support.load import Load, drive
 from tests.support.orders import (
@@ -46,6 +55,8 @@ DURATION = 12.0  # seconds of load: 240 calls
 FAULT_AT = 4.0  # seconds into the load
 BROKER_DOWN = 3.0  # seconds NATS stays stopped
 CONSUL_DOWN = 3.0  # seconds Consul stays stopped
+BREAKER_CALL_TIMEOUT = 2.0  # the load's PlaceOrder deadline in the breaker test
+BREAKER_DURATION = 90.0  # at most, in the breaker test: until the breaker closed again
 
 SKUS = ("SKU-CABLE", "SKU-MOUSE", "SKU-KEYBOARD")
 CATALOG = {sku: 100_000 for sku in (*SKUS, "SKU-MONITOR", "SKU-LAPTOP")}
@@ -73,6 +84,30 @@ def passing_ids(stack: Stack, name: str) -> set[str]:
     assert stack.consul is not None
     entries = stack.consul.get(f"/v1/health/service/{name}?passing=1")
     return {e["Service"]["ID"] for e in entries} if isinstance(entries, list) else set()
+
+
+async def metric(stack: Stack, of: str, sample: str, /, **labels: str) -> float:
+    """The sum of ``sample`` over the running instances of ``of`` (their /metrics),
+    over the series whose labels end with the values given (a method label may be the
+    full ``/pkg.Service/Method``)."""
+    total = 0.0
+    async with httpx.AsyncClient(timeout=5) as http:
+        for proc in running(stack, of):
+            url = f"http://127.0.0.1:{proc.info['metrics_port']}{METRICS_PATH}"
+            text = (await http.get(url)).raise_for_status().text
+            for family in text_string_to_metric_families(text):
+                for s in family.samples:
+                    if s.name == sample and all(
+                        s.labels.get(k, "").endswith(v) for k, v in labels.items()
+                    ):
+                        total += s.value
+    return total
+
+
+def fault_control(stack: Stack) -> tuple[str, str]:
+    """Consul's address and the management token: what writes the faults' KV."""
+    assert stack.consul is not None
+    return stack.consul.http_addr, stack.consul.management_token
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +138,20 @@ async def orders(stack: Stack) -> AsyncIterator[Orders]:
     await mesh.close()
 
 
+@pytest.fixture
+async def bare_orders(stack: Stack) -> AsyncIterator[Orders]:
+    """As ``orders``, with the client's resilience layer off (no breaker of its own for
+    the order service): its calls show what the order service answers."""
+    config = stack.mesh_config("operator")
+    policy = dataclasses.replace(config.policy, resilience=ResilienceSettings(enabled=False))
+    mesh, _ = await open_mesh(dataclasses.replace(config, policy=policy))
+    client = Orders(mesh)
+    await mesh.discovery.ready()
+    await client.reachable()
+    yield client
+    await mesh.close()
+
+
 def placer(orders: Orders, timeout: float = 5.0) -> Callable[[int], Awaitable[str]]:
     """One PlaceOrder attempt per call of the load (a tenth with a declined card, so
     compensations run too); returns the order id."""
@@ -116,10 +165,15 @@ def placer(orders: Orders, timeout: float = 5.0) -> Callable[[int], Awaitable[st
 
 
 async def under_load(
-    orders: Orders, fault: Callable[[Load], Awaitable[None]], *, timeout: float = 5.0
+    orders: Orders,
+    fault: Callable[[Load], Awaitable[None]],
+    *,
+    timeout: float = 5.0,
+    duration: float = DURATION,
+    stop: asyncio.Event | None = None,
 ) -> Load:
     """The steady load, with ``fault(load)`` (a coroutine function) run ``FAULT_AT``
-    seconds into it; returns once both have ended."""
+    seconds into it; returns once both have ended (the load early if ``stop`` is set)."""
     load = Load()
 
     async def inject() -> None:
@@ -127,9 +181,15 @@ async def under_load(
         await fault(load)
 
     driving = asyncio.create_task(
-        drive(placer(orders, timeout), rate=RATE, duration=DURATION, load=load)
+        drive(placer(orders, timeout), rate=RATE, duration=duration, load=load, stop=stop)
     )
-    await asyncio.gather(driving, inject())
+    try:
+        await inject()
+    except BaseException:
+        driving.cancel()
+        await asyncio.gather(driving, return_exceptions=True)
+        raise
+    await driving
     return load
 
 
@@ -209,11 +269,12 @@ async def test_broker_restarted_under_load(stack: Stack, orders: Orders) -> None
 
 
 async def test_consul_restarted_under_load(stack: Stack, orders: Orders) -> None:
-    """The Consul agent stopped for a few seconds and started again (same ports; a dev
-    agent: it comes back with an empty catalog): calls keep flowing on the discovery
-    each caller has cached, and every running instance registers itself again and
-    passes its check."""
+    """The Consul agent stopped for a few seconds and started again (same ports, same
+    trust domain; a dev agent: it comes back with an empty catalog): calls keep flowing
+    on the discovery each caller has cached, every running instance registers itself
+    again and passes its check, and a client started afterwards is served."""
     assert stack.consul is not None
+    domain = stack.consul.trust_domain()
     instances = {
         name: {p.info["instance_id"] for p in running(stack, name)}
         for name in ("inventory", "payment", "shipping", "order")
@@ -238,6 +299,15 @@ async def test_consul_restarted_under_load(stack: Stack, orders: Orders) -> None
         )
     await all_final(stack, orders, load)
     await succeeds_again(orders)
+    # The same trust domain (devstack pins the cluster id): a client that starts now, with
+    # a leaf from the restarted agent's CA, is one of the services' mesh.
+    assert stack.consul.trust_domain() == domain
+    mesh, _ = await open_mesh(stack.mesh_config("operator"))
+    try:
+        await mesh.discovery.ready()
+        await succeeds_again(Orders(mesh))
+    finally:
+        await mesh.close()
 
 
 async def test_a_killed_service_brought_back_by_the_supervisor_under_load(
@@ -281,3 +351,118 @@ async def test_a_killed_service_brought_back_by_the_supervisor_under_load(
     assert load.ok
     await all_final(stack, orders, load)
     await succeeds_again(orders)
+
+
+async def test_inventory_delayed_past_the_deadline_opens_the_order_services_breaker(
+    stack: Stack, bare_orders: Orders
+) -> None:
+    """GetStock (the one RPC path between services: payment is reached by events only)
+    delayed past its deadline for the order service's calls: the order service's
+    breaker for inventory opens, PlaceOrder fails fast with UNAVAILABLE naming it (no
+    order is made), and once the fault is cleared the breaker half-opens and closes
+    again and orders go through. The load's client has no breaker of its own here."""
+    orders = bare_orders
+    delay = Fault(
+        name="inventory-getstock-delay",
+        service="inventory",
+        method="GetStock",
+        kind="delay",
+        delay=BREAKER_CALL_TIMEOUT + 2.0,  # past the call's whole deadline
+        callers=("order",),
+    )
+
+    async def breaker_is(state: int) -> bool:
+        return await metric(stack, "order", "mesh_breaker_state", service="inventory") == state
+
+    done = asyncio.Event()
+
+    async def fault(load: Load) -> None:
+        await asyncio.to_thread(apply_scenario, *fault_control(stack), delay)
+        load.mark("fault")
+        await eventually(
+            lambda: breaker_is(OPEN), timeout=45, interval=0.2, what="the breaker open"
+        )
+        load.mark("breaker open")
+        await asyncio.sleep(2.0)  # calls fail fast meanwhile
+        await asyncio.to_thread(clear_faults, *fault_control(stack), "inventory")
+        load.mark("cleared")
+        # The breaker half-opens after its open time, on the next call: the load goes on.
+        await eventually(
+            lambda: breaker_is(CLOSED), timeout=45, interval=0.2, what="the breaker closed"
+        )
+        load.mark("breaker closed")
+        await asyncio.sleep(3.0)  # and calls succeed again
+        done.set()
+
+    try:
+        load = await under_load(
+            orders, fault, timeout=BREAKER_CALL_TIMEOUT, duration=BREAKER_DURATION, stop=done
+        )
+    finally:
+        await asyncio.to_thread(clear_faults, *fault_control(stack), "inventory")
+    load.report("inventory GetStock delayed past its deadline", "cleared", "breaker closed")
+    named = [c for c in load.failed if "circuit breaker of inventory is open" in str(c.result)]
+    assert named, f"no PlaceOrder named the breaker: {load.by_status()}"
+    assert {c.status for c in named} == {"UNAVAILABLE"}
+    took = statistics.median(c.ended - c.started for c in named)
+    print(f"  {len(named)} calls failed fast naming the breaker, median {took * 1000:.0f} ms")
+    assert took < BREAKER_CALL_TIMEOUT / 2, took  # fast: not waiting out the deadline
+    assert await metric(
+        stack, "order", "mesh_breaker_transitions_total", service="inventory", state="open"
+    )
+    # Closed again, and orders go through.
+    after = [c for c in load.calls if c.started > load.marks["breaker closed"]]
+    assert after and any(c.status == "OK" for c in after), Counter(c.status for c in after)
+    await succeeds_again(orders)
+    await all_final(stack, orders, load)
+
+
+async def test_inventory_aborting_30_percent_retries_stay_within_budget(
+    stack: Stack, bare_orders: Orders
+) -> None:
+    """30 % of GetStock calls abort UNAVAILABLE (infra/faults/inventory-abort-30pct): the
+    order service's channel retries them (GetStock has no side effects), within gRPC's
+    retry policy (3 attempts) and its throttle (retries stop while failures outweigh
+    successes). Counted: the order service's PlaceOrder calls (one GetStock each: the
+    load's orders have one line), the inventory's GetStock attempts and its injected
+    aborts; retries = attempts - calls."""
+    orders = bare_orders
+
+    async def counts() -> tuple[float, float, float]:
+        calls = await metric(stack, "order", "mesh_server_handled_total", grpc_method="PlaceOrder")
+        attempts = await metric(
+            stack, "inventory", "mesh_server_handled_total", grpc_method="GetStock"
+        )
+        aborts = await metric(
+            stack, "inventory", "mesh_faults_injected_total", method="GetStock", kind="abort"
+        )
+        return calls, attempts, aborts
+
+    async def fault(load: Load) -> None:
+        await asyncio.to_thread(apply_scenario, *fault_control(stack), "inventory-abort-30pct")
+        load.mark("fault")
+        await asyncio.sleep(DURATION - FAULT_AT - 2.0)
+        await asyncio.to_thread(clear_faults, *fault_control(stack), "inventory")
+        load.mark("cleared")
+
+    before = await counts()
+    try:
+        load = await under_load(orders, fault)
+    finally:
+        await asyncio.to_thread(clear_faults, *fault_control(stack), "inventory")
+    after = await counts()
+    calls, attempts, aborts = (a - b for a, b in zip(after, before, strict=True))
+    retries = attempts - calls
+    load.report("inventory aborting 30 % of GetStock", "cleared")
+    print(
+        f"  order's PlaceOrder calls {calls:.0f}, inventory's GetStock attempts"
+        f" {attempts:.0f}, aborts injected {aborts:.0f}: retries {retries:.0f}"
+        f" ({retries / calls:.1%} of the calls)"
+    )
+    assert aborts > 0 and calls >= len(load.calls) * 0.9
+    assert 0 <= retries <= aborts  # a retry only follows a failed attempt
+    assert attempts <= 3 * calls  # the policy's maxAttempts
+    # Without a budget 30 % aborts cost 0.3 + 0.09 = 39 % more attempts; the throttle
+    # keeps it lower, and far from the 200 % a retry storm of 3 attempts could reach.
+    assert retries <= 0.45 * calls, (retries, calls)
+    await all_final(stack, orders, load)

@@ -93,10 +93,12 @@ async def drive(
     duration: float = 12.0,
     max_in_flight: int = 32,
     load: Load | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Load:
     """``call(i)`` for i in 0..rate*duration-1, one started every 1/rate seconds (later
-    if ``max_in_flight`` are in flight); returns once every call has ended. A call's
-    AioRpcError is recorded by its code, anything else it raises propagates."""
+    if ``max_in_flight`` are in flight), no more once ``stop`` is set; returns once every
+    call has ended. A call's AioRpcError is recorded by its code, anything else it raises
+    propagates."""
     load = load if load is not None else Load()
     total = round(rate * duration)
     gate = asyncio.Semaphore(max_in_flight)
@@ -115,6 +117,8 @@ async def drive(
     tasks = []
     load.began = start = time.monotonic()
     for i in range(total):
+        if stop is not None and stop.is_set():
+            break
         delay = start + i / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
