@@ -466,3 +466,30 @@ async def test_inventory_aborting_30_percent_retries_stay_within_budget(
     # keeps it lower, and far from the 200 % a retry storm of 3 attempts could reach.
     assert retries <= 0.45 * calls, (retries, calls)
     await all_final(stack, orders, load)
+
+
+async def test_payment_delayed_is_off_the_order_path(stack: Stack, orders: Orders) -> None:
+    """infra/faults/payment-delay-2s under load: every payment *RPC* answers 2 s late,
+    but the order flow reaches payment by events only (services/order/flow.py; nobody
+    calls PaymentService by gRPC), so no fault is injected, PlaceOrder is unaffected
+    and the orders confirm at their usual pace. (The breaker scenario is on the one RPC
+    path between services, order -> inventory GetStock, above.)"""
+
+    async def fault(load: Load) -> None:
+        await asyncio.to_thread(apply_scenario, *fault_control(stack), "payment-delay-2s")
+        load.mark("fault")
+        await asyncio.sleep(DURATION - FAULT_AT - 2.0)
+        await asyncio.to_thread(clear_faults, *fault_control(stack), "payment")
+        load.mark("cleared")
+
+    try:
+        load = await under_load(orders, fault)
+    finally:
+        await asyncio.to_thread(clear_faults, *fault_control(stack), "payment")
+    load.report("payment delayed 2 s (no RPC path)", "cleared")
+    injected = await metric(stack, "payment", "mesh_faults_injected_total")
+    print(f"  faults injected on payment: {injected:.0f}")
+    assert injected == 0
+    assert load.error_rate < 0.05, load.by_status()  # none, unless the machine stalls
+    outcomes = await all_final(stack, orders, load)
+    assert outcomes.get("CONFIRMED"), outcomes
