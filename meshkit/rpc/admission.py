@@ -98,7 +98,6 @@ class Gate:
             if samples >= self._min_samples:
                 self.need = self.usual
 
-
     def refused(self) -> None:
         """A call refused for too little time left. The usual time decays with each
         refusal: only admitted calls measure the method, so an estimate inflated by a slow
