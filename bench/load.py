@@ -161,6 +161,7 @@ def python_client(
     server_pids: Sequence[int] = (),
     on_go: Callable[[], None] | None = None,
     timeout: float = 300.0,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``python -m bench.client <scenario> <args>``. With ``server_pids`` or ``on_go``, the
     handshake: after the client's warm-up the servers' CPU seconds are read (and again
@@ -173,7 +174,7 @@ def python_client(
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
-        env=python_env(),
+        env={**python_env(), **(env or {})},
         start_new_session=True,
         preexec_fn=_die_with_parent,
     )

@@ -92,14 +92,25 @@ def run(stack: Stack, profile: Profile, report: Report) -> dict[str, Any]:
 
     # c. The Python client, closed loop; d. rate-limited, at half and a tenth of its own
     # bare-mTLS saturation, at most as many calls in flight as the closed loop.
-    def py(way: str, *extra: str) -> dict[str, Any]:
+    def py(way: str, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
         args = client_args(targets[way], stack.consul_addr, stack.state)
         args += ["--warmup", str(profile.py_warmup), "--concurrency", str(profile.py_concurrency)]
         return python_client(
-            "unary", [*args, *extra], log=stack.log, server_pids=[servers[way].pid]
+            "unary", [*args, *extra], log=stack.log, server_pids=[servers[way].pid], env=env
         )
 
     py_closed = {w: py(w, "--total", str(profile.py_total)) for w in WAYS}
+    # e. What the client's resilience layer (breaker, ejection, bulkhead) costs with no
+    # fault set: the mesh's Python client with it and without it (MESH_RESILIENCE=off),
+    # in alternating rounds, the median of each.
+    layer: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    for _ in range(profile.rounds):
+        for mode in layer:
+            layer[mode].append(
+                py("mesh", "--total", str(profile.py_total), env={"MESH_RESILIENCE": mode})
+            )
+    resilience = {mode: median_of(runs) for mode, runs in layer.items()}
+    raw["python_resilience"] = resilience
     py_paced: dict[str, dict[str, Any]] = {}
     for level, share in LOADS.items():
         rate = share * py_closed["tls"]["qps"]
@@ -197,5 +208,18 @@ def run(stack: Stack, profile: Profile, report: Report) -> dict[str, Any]:
         py_closed["mesh"]["client_cpu_us_per_call"] - py_closed["tls"]["client_cpu_us_per_call"]
     )
     report.add(SECTION, "added client CPU per call (Python client)", added_client, "µs")
+    on, off = resilience["on"], resilience["off"]
+    report.add(
+        SECTION,
+        "client resilience layer, no fault set: client CPU per call (on - off)",
+        on["client_cpu_us_per_call"] - off["client_cpu_us_per_call"],
+        "µs",
+    )
+    report.add(
+        SECTION,
+        "client resilience layer, no fault set: QPS on / off (Python client)",
+        100.0 * on["qps"] / off["qps"],
+        "%",
+    )
     report.add(SECTION, "peak RSS of the mesh server process", rss["mesh"], "MiB", at_most(80))
     return raw
