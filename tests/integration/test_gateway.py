@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -24,33 +24,15 @@ import websockets
 from devstack.consul import ConsulAgent
 from devstack.hydra import Hydra, OAuthClient
 from devstack.nats import NatsServer
-from devstack.services import ServiceProcess, start_service
+from devstack.services import ServiceProcess
+from tests.support.edge import AUDIENCE, ORDER, SCOPES, start_gateway
 from tests.support.polling import eventually_sync
 
 pytestmark = pytest.mark.integration
 
-AUDIENCE = "meshkit-shop"
-SCOPES = ("orders:read", "orders:write", "stock:read")
 STATUSES = [
     f"ORDER_STATUS_{s}" for s in ("PENDING", "STOCK_RESERVED", "PAID", "CONFIRMED", "CANCELLED")
 ]
-ORDER = {
-    "items": [
-        {
-            "sku": "SKU-MOUSE",
-            "quantity": 1,
-            "unitPrice": {"currencyCode": "EUR", "units": "19", "nanos": 990000000},
-        }
-    ],
-    "shippingAddress": {
-        "recipient": "Ada",
-        "lines": ["Main St 1"],
-        "city": "Berlin",
-        "postalCode": "10115",
-        "countryCode": "DE",
-    },
-    "paymentToken": "tok_visa",
-}
 
 
 @pytest.fixture(scope="module")
@@ -76,26 +58,6 @@ def gateway(
         )  # fmt: skip
         yield str(proc.info["url"])
         proc.stop()
-
-
-def start_gateway(
-    consul: ConsulAgent,
-    nats: NatsServer,
-    state_dir: Path,
-    hydra: Hydra,
-    log: IO[str],
-    *args: str,
-) -> ServiceProcess:
-    """A gateway process on a free port, trusting ``hydra``'s tokens for AUDIENCE."""
-    return start_service(
-        "gateway",
-        consul_http_addr=consul.http_addr,
-        nats_url=nats.url,
-        state_dir=state_dir,
-        args=["--port", "0", "--issuer", hydra.issuer, "--audience", AUDIENCE, *args],
-        env=consul.identity_env("gateway"),  # its Consul token, the signer
-        log=log,
-    )
 
 
 @pytest.fixture(scope="module")

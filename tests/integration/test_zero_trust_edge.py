@@ -16,7 +16,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -25,35 +25,18 @@ import websockets
 from devstack.consul import ConsulAgent
 from devstack.hydra import Hydra, OAuthClient
 from devstack.nats import NatsServer
-from devstack.services import ServiceProcess, start_service
+from devstack.services import ServiceProcess
 from services.gateway.config import DEFAULT_GATEWAY_FILE
+from tests.support.edge import AUDIENCE, SCOPES, start_gateway
+from tests.support.edge import ORDER as GATEWAY_ORDER
 
 pytestmark = pytest.mark.integration
 
-AUDIENCE = "meshkit-shop"
-SCOPES = ("orders:read", "orders:write", "stock:read")
 RATE, BURST = 0.05, 5  # per client: a socket's connection and 4 operations, then refused
 ANONYMOUS_BURST = 4
 MAX_BODY = 4096
 TOKEN_LIFESPAN = 4  # seconds, for the client whose socket outlives its token
-ORDER = {
-    "items": [
-        {
-            "sku": "SKU-MOUSE",
-            "quantity": 1,
-            "unitPrice": {"currencyCode": "EUR", "units": "19", "nanos": 990000000},
-        }
-    ],
-    "shippingAddress": {
-        "recipient": "Ada",
-        "lines": ["Main St 1"],
-        "city": "Berlin",
-        "postalCode": "10115",
-        "countryCode": "DE",
-    },
-    "paymentToken": "tok_visa",
-    "idempotencyKey": "edge-chunked",
-}
+ORDER = {**GATEWAY_ORDER, "idempotencyKey": "edge-chunked"}
 
 
 @pytest.fixture(scope="module")
@@ -91,26 +74,6 @@ def gateway(
         )  # fmt: skip
         yield str(proc.info["url"])
         proc.stop()
-
-
-def start_gateway(
-    consul: ConsulAgent,
-    nats: NatsServer,
-    state_dir: Path,
-    hydra: Hydra,
-    log: IO[str],
-    *args: str,
-) -> ServiceProcess:
-    """A gateway process on a free port, trusting ``hydra``'s tokens for AUDIENCE."""
-    return start_service(
-        "gateway",
-        consul_http_addr=consul.http_addr,
-        nats_url=nats.url,
-        state_dir=state_dir,
-        args=["--port", "0", "--issuer", hydra.issuer, "--audience", AUDIENCE, *args],
-        env=consul.identity_env("gateway"),  # its Consul token, the signer
-        log=log,
-    )
 
 
 def client(hydra: Hydra, name: str, lifespan: int | None = None) -> OAuthClient:
