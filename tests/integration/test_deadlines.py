@@ -11,7 +11,6 @@ It records the time each call had left, which shows what the order service propa
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -19,7 +18,7 @@ import grpc
 import pytest
 
 from devstack.stack import Stack
-from meshkit import Mesh, serve
+from meshkit import Mesh
 from meshkit.mesh import open_mesh
 from meshkit.security.identity import SpiffeId
 from shop.common.v1 import address_pb2, line_item_pb2, money_pb2
@@ -27,6 +26,7 @@ from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from tests.conftest import StackFactory
 from tests.integration.direct import leaf_channel
+from tests.support.inthread import served_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -60,23 +60,8 @@ def slow_inventory(own: Stack) -> Iterator[SlowInventory]:
     """Served on an event loop of its own thread: the fixtures that start processes block
     the tests' loop for seconds, and Consul's 1s health checks must still pass meanwhile."""
     servicer = SlowInventory()
-
-    async def setup(mesh: Mesh) -> None:
-        mesh.add_service(servicer)
-
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(
-        target=loop.run_until_complete,
-        args=(serve(own.mesh_config("inventory"), setup, stop),),
-        daemon=True,
-    )
-    thread.start()
-    own.wait_passing("inventory")
-    yield servicer
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(timeout=30)
-    loop.close()
+    with served_in_thread(own.mesh_config("inventory"), servicer, own.wait_passing):
+        yield servicer
 
 
 @pytest.fixture(scope="module")

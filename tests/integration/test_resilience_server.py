@@ -11,7 +11,6 @@ depends on how fast a loaded machine is.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,13 +22,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.services import ServiceProcess
 from devstack.stack import Stack
-from meshkit import Mesh, serve
 from meshkit.config import DEFAULT_MESH_FILE
 from meshkit.mesh import open_mesh
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2_grpc
 from tests.conftest import ROOT, StackFactory
 from tests.integration.test_deadlines import place_order_request
+from tests.support.inthread import served_in_thread
 
 pytestmark = pytest.mark.integration
 
@@ -89,23 +88,8 @@ def own(module_stack: StackFactory) -> Stack:
 def inventory(own: Stack) -> Iterator[HeldInventory]:
     """Served on an event loop of its own thread (Consul's checks must pass meanwhile)."""
     servicer = HeldInventory()
-
-    async def setup(mesh: Mesh) -> None:
-        mesh.add_service(servicer)
-
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    thread = threading.Thread(
-        target=loop.run_until_complete,
-        args=(serve(own.mesh_config("inventory"), setup, stop),),
-        daemon=True,
-    )
-    thread.start()
-    own.wait_passing("inventory")
-    yield servicer
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(timeout=30)
-    loop.close()
+    with served_in_thread(own.mesh_config("inventory"), servicer, own.wait_passing):
+        yield servicer
 
 
 @pytest.fixture(scope="module")

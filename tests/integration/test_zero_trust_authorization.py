@@ -4,9 +4,7 @@ real services: no intention means deny, the gateway may call only the methods it
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,10 +16,11 @@ from devstack.consul import ConsulAgent
 from devstack.intentions import set_intention
 from devstack.nats import NatsServer
 from devstack.services import ServiceProcess
-from meshkit import Mesh, serve
+from meshkit import Mesh
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from shop.order.v1 import order_pb2, order_pb2_grpc
 from tests.conftest import mesh_config
+from tests.support.inthread import served_in_thread
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -57,24 +56,12 @@ def fresh_service(
     logger = logging.getLogger("mesh.authorization")  # setup_logging replaces root's only
     logger.addHandler(records)
 
-    async def setup(mesh: Mesh) -> None:
-        mesh.add_service(StandIn())
-
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
     config = mesh_config(name, consul, state_dir, nats_server)
-    thread = threading.Thread(
-        target=loop.run_until_complete, args=(serve(config, setup, stop),), daemon=True
-    )
-    thread.start()
     try:
-        consul.wait_passing(name)
-        yield name, records.lines
+        with served_in_thread(config, StandIn(), consul.wait_passing):
+            yield name, records.lines
     finally:
         logger.removeHandler(records)
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(timeout=30)
-        loop.close()
 
 
 async def code_of(call: Awaitable[object]) -> tuple[grpc.StatusCode, str]:
