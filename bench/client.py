@@ -84,20 +84,10 @@ class Calls:
 async def inventory_stub(a: argparse.Namespace) -> AsyncIterator[Any]:
     """An InventoryService stub of the chosen kind; closed on exit."""
     if a.kind == "mesh":
-        from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+        from devstack.signer import identity_config
         from meshkit.mesh import open_mesh
-        from meshkit.security.signer import dev_identity
 
-        token, signer = dev_identity(Path(a.state_dir), a.identity)
-        config = MeshConfig(
-            name=a.identity,
-            consul_http_addr=a.consul,
-            consul_token=token,
-            signer_url=signer,
-            state_dir=a.state_dir,
-            policy=MeshPolicy.load(DEFAULT_MESH_FILE),
-        )
-        mesh, _ = await open_mesh(config)
+        mesh, _ = await open_mesh(identity_config(Path(a.state_dir), a.identity, a.consul))
         try:
             stub = mesh.stub(inventory_pb2_grpc.InventoryServiceStub, a.service)
             await wait_instances(mesh, a.service, a.instances)
@@ -243,10 +233,9 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     the services do no extra work for it)."""
     import nats
 
-    from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+    from devstack.signer import identity_config
     from meshkit.events.nats import credential_options
     from meshkit.mesh import open_mesh
-    from meshkit.security.signer import dev_identity
     from shop.events.v1 import envelope_pb2
     from shop.order.v1 import order_pb2_grpc
 
@@ -267,16 +256,7 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     nc = await nats.connect(a.nats, **credential_options(a.nats_creds, "observer"))
     await nc.subscribe("shop.events.v1.OrderConfirmed", cb=on_final)
     await nc.subscribe("shop.events.v1.OrderCancelled", cb=on_final)
-    token, signer = dev_identity(Path(a.state_dir), a.identity)
-    config = MeshConfig(
-        name=a.identity,
-        consul_http_addr=a.consul,
-        consul_token=token,
-        signer_url=signer,
-        state_dir=a.state_dir,
-        policy=MeshPolicy.load(DEFAULT_MESH_FILE),
-    )
-    mesh, _ = await open_mesh(config)
+    mesh, _ = await open_mesh(identity_config(Path(a.state_dir), a.identity, a.consul))
     try:
         stub = mesh.stub(order_pb2_grpc.OrderServiceStub, "order")
         await wait_instances(mesh, "order", 1)

@@ -409,24 +409,15 @@ def print_summary(s: dict[str, Any], out: Callable[[str], None]) -> None:
 
 
 async def main_async(a: argparse.Namespace) -> dict[str, Any]:
-    from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
+    from devstack.signer import identity_config
     from meshkit.mesh import open_mesh
-    from meshkit.security.signer import dev_identity
 
-    token, signer = dev_identity(a.state_dir, a.identity)
-    if not token or not signer:
+    config = identity_config(a.state_dir, a.identity, a.consul)
+    if not config.consul_token or not config.signer_url:
         raise SystemExit(
             f"no {a.identity} identity in {a.state_dir} (its Consul token, the signer's URL):"
             " is `make run` up?"
         )
-    config = MeshConfig(
-        name=a.identity,
-        consul_http_addr=a.consul,
-        consul_token=token,
-        signer_url=signer,
-        state_dir=a.state_dir,
-        policy=MeshPolicy.load(DEFAULT_MESH_FILE),
-    )
     try:
         mesh, _ = await open_mesh(config)
     except (TimeoutError, OSError) as err:
@@ -442,7 +433,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
                 if time.monotonic() > deadline:
                     raise SystemExit(f"no healthy {service} in Consul at {a.consul}")
                 await asyncio.sleep(0.05)
-        breakers = Breakers(a.consul, token, getattr(mesh.metrics, "registry", None))
+        breakers = Breakers(a.consul, config.consul_token, getattr(mesh.metrics, "registry", None))
         mix = ", ".join(f"{k} {w}" for k, w in a.mix.items() if w)
         print(
             f"load: {a.rate:g} calls/s for {a.duration:g} s ({mix}) as {a.identity},"

@@ -23,8 +23,9 @@ from typing import Any, ClassVar
 
 from devstack.consul import ConsulAgent
 from devstack.process import ReadyLineProcess
+from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
 from meshkit.security.certificates import CA, CA_CERT, CA_KEY, create_ca
-from meshkit.security.signer import READY, public_ca_dir
+from meshkit.security.signer import READY, dev_identity, public_ca_dir
 
 _CAS: dict[Path, CA] = {}  # the CA of each state dir's stack, in this process's memory
 # The port of each state dir's signer: a signer started again (with a restarted agent)
@@ -114,3 +115,18 @@ def start_signer(
     _PORTS[state.resolve()] = int(proc.info["port"])
     (public / "signer.url").write_text(proc.url + "\n")  # for the tools
     return proc
+
+
+def identity_config(state: Path, name: str, consul_http_addr: str) -> MeshConfig:
+    """The mesh config of a client acting as ``name`` against the stack of ``state``: the
+    identity's token and the signer's URL as devstack keeps them (``dev_identity``), the
+    project's mesh file; for the load generator and the bench's clients."""
+    token, signer = dev_identity(state, name)
+    return MeshConfig(
+        name=name,
+        consul_http_addr=consul_http_addr,
+        consul_token=token,
+        signer_url=signer,
+        state_dir=state,
+        policy=MeshPolicy.load(DEFAULT_MESH_FILE),
+    )
