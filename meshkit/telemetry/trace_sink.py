@@ -187,10 +187,23 @@ def _record(row: sqlite3.Row) -> SpanRecord:
     )
 
 
+def _initialised(path: Path) -> bool:
+    """The sink file exists and has its table: a process that has just created the file
+    (its exporter's first batch) may not have committed the schema yet."""
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    try:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'spans'").fetchone()
+    finally:
+        conn.close()
+    return found is not None
+
+
 def read_traces(path: Path, key: str) -> dict[str, list[SpanRecord]]:
     """The traces that touch order ``key`` (or the trace whose id is ``key``), each trace's
-    spans by trace id, oldest trace first. Empty when there are none (or no file)."""
-    if not path.exists():
+    spans by trace id, oldest trace first. Empty when there are none (or no sink yet)."""
+    if not _initialised(path):
         return {}
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
     try:
@@ -216,7 +229,7 @@ def read_traces(path: Path, key: str) -> dict[str, list[SpanRecord]]:
 
 def recent_orders(path: Path, limit: int = 10) -> list[tuple[str, int]]:
     """The order ids seen most recently in the sink, with their span counts (for hints)."""
-    if not path.exists():
+    if not _initialised(path):
         return []
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
     try:
