@@ -163,7 +163,12 @@ class Stack:
         connect.setdefault("ca_config", {})["cluster_id"] = cluster_id
         agent.stop()
         time.sleep(down)
-        agent.start()
+        try:
+            agent.start()
+        except RuntimeError as exc:  # seen once on a doubly loaded machine: SIGABRT at start
+            print(f"devstack: Consul did not come back ({exc}); starting it once more")
+            time.sleep(1.0)
+            agent.start()
         self.intentions = apply_intentions(agent)
         start_signer(self.state, agent, self.ca, self.log_dir / "signer.log")
         return agent
