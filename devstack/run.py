@@ -45,6 +45,24 @@ def main() -> None:
     p.add_argument(
         "--restart-max-delay", type=float, default=30.0, help="the longest wait before a restart"
     )
+    p.add_argument(
+        "--broker",
+        default=os.environ.get("BROKER") or "nats",
+        choices=("nats", "kafka", "rabbitmq", "sqs"),
+        help="the event broker (make run BROKER=...)",
+    )
+    p.add_argument(
+        "--discovery",
+        default=os.environ.get("DISCOVERY") or "consul",
+        choices=("consul", "eureka", "dns"),
+        help="the registry the services find each other in (make run DISCOVERY=...)",
+    )
+    p.add_argument(
+        "--database",
+        default=os.environ.get("DATABASE") or "sqlite",
+        choices=("sqlite", "postgres"),
+        help="each service's database (make run DATABASE=...)",
+    )
     a = p.parse_args()
     policy = RestartPolicy(
         burst=a.restart_burst, interval=a.restart_interval, max_delay=a.restart_max_delay
@@ -54,7 +72,14 @@ def main() -> None:
     for stale in (traces, traces.with_name("traces.db-wal"), traces.with_name("traces.db-shm")):
         stale.unlink(missing_ok=True)  # the local trace sink holds this run's traces only
 
-    stack = Stack(state, fixed_ports=not a.free_ports, insecure=a.insecure)
+    stack = Stack(
+        state,
+        fixed_ports=not a.free_ports,
+        insecure=a.insecure,
+        broker=a.broker,
+        discovery=a.discovery,
+        database=a.database,
+    )
     print("starting Consul (dev agent) and NATS (JetStream) ...", flush=True)
     try:
         stack.start()

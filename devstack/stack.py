@@ -105,8 +105,15 @@ class Stack:
         nats: bool = True,
         insecure: bool = False,
         log_dir: Path | None = None,
+        broker: str = "nats",
+        discovery: str = "consul",
+        database: str = "sqlite",
     ) -> None:
         self.state = state.resolve()
+        # The backend of each kind the services use (make run BROKER= DISCOVERY= DATABASE=).
+        self.broker = broker
+        self.discovery = discovery
+        self.database = database
         self.fixed_ports = fixed_ports
         self.with_nats = nats
         self.insecure = insecure

@@ -278,6 +278,17 @@ class MeshConfig:
     # This instance's NATS credential: the file of its nkey seed (None: no credential,
     # which a broker with authorization refuses).
     nats_creds: Path | None = None
+    # Which backend of each kind this instance uses (docs/brokers.md, docs/discovery.md,
+    # docs/databases.md):
+    # the event broker (nats, kafka, rabbitmq, sqs) at ``broker_url`` (NATS: ``nats_url``),
+    # the registry (consul, eureka, dns) at ``discovery_url`` (Consul: ``consul_http_addr``),
+    # the database (sqlite, postgres) at ``database_url`` (SQLite: ``db_path``).
+    broker: str = "nats"
+    broker_url: str = ""
+    discovery: str = "consul"
+    discovery_url: str = ""
+    database: str = "sqlite"
+    database_url: str = ""
     state_dir: Path = DEFAULT_STATE_DIR
     db_path: Path = Path()
     insecure: bool = False
@@ -342,6 +353,36 @@ class MeshConfig:
             type=Path,
             default=env.get("MESH_NATS_CREDS") or None,
             help="the file of this service's NATS nkey seed (its broker credential)",
+        )
+        p.add_argument(
+            "--broker",
+            default=env.get("MESH_BROKER", "nats"),
+            help="the event broker: nats (default), kafka, rabbitmq, sqs",
+        )
+        p.add_argument(
+            "--broker-url",
+            default=env.get("MESH_BROKER_URL", ""),
+            help="where the broker is, when it is not NATS (see --nats)",
+        )
+        p.add_argument(
+            "--discovery",
+            default=env.get("MESH_DISCOVERY", "consul"),
+            help="the registry: consul (default), eureka, dns",
+        )
+        p.add_argument(
+            "--discovery-url",
+            default=env.get("MESH_DISCOVERY_URL", ""),
+            help="where the registry is, when it is not Consul (see --consul)",
+        )
+        p.add_argument(
+            "--database",
+            default=env.get("MESH_DATABASE", "sqlite"),
+            help="the service's database: sqlite (default, at --db), postgres",
+        )
+        p.add_argument(
+            "--database-url",
+            default=env.get("MESH_DATABASE_URL", ""),
+            help="the database's address, when it is not SQLite (a postgresql:// DSN)",
         )
         p.add_argument(
             "--state-dir", type=Path, default=Path(env.get("MESH_STATE_DIR", DEFAULT_STATE_DIR))
@@ -421,6 +462,12 @@ class MeshConfig:
             signer_url=a.signer,
             nats_url=a.nats,
             nats_creds=a.nats_creds,
+            broker=a.broker,
+            broker_url=a.broker_url,
+            discovery=a.discovery,
+            discovery_url=a.discovery_url,
+            database=a.database,
+            database_url=a.database_url,
             state_dir=a.state_dir,
             db_path=a.db or a.state_dir / "data" / f"{name}.db",
             insecure=a.insecure,
