@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar
@@ -115,6 +116,9 @@ class Launcher:
         self.nats = nats
         self.state_dir = state_dir
         self.started: list[ServiceProcess] = []
+        # What each backend of the stack (broker, registry, database) gives an instance of
+        # a service in its environment: name -> MESH_* variables; applied in order.
+        self.env_providers: list[Callable[[str], dict[str, str]]] = []
         self._own_log = log is None
         self.log = open(state_dir / "services.log", "a") if log is None else log  # noqa: SIM115
 
@@ -136,14 +140,22 @@ class Launcher:
             nats_url=self.nats_url,
             state_dir=self.state_dir,
             args=list(args),
-            # its own Consul token and the signer (an env of the caller's may override)
-            env={**self.consul.identity_env(name), **(env or {})},
+            # its own Consul token and the signer, its backends' settings (an env of the
+            # caller's may override them)
+            env={**self.consul.identity_env(name), **self.backend_env(name), **(env or {})},
             log=self.log,
             module=module,
             nats_creds=self.nats.creds(name) if self.nats is not None else None,
         )
         self.started.append(proc)
         return proc.launch()
+
+    def backend_env(self, name: str) -> dict[str, str]:
+        """The environment the stack's backends give an instance of ``name``."""
+        env: dict[str, str] = {}
+        for provider in self.env_providers:
+            env.update(provider(name))
+        return env
 
     def start(
         self,
