@@ -268,6 +268,9 @@ class MeshConfig:
     host: str = "127.0.0.1"
     port: int = 0
     health_port: int = 0
+    # Where the plaintext health port listens: loopback by default; a pod sets its own IP
+    # (or 0.0.0.0) so the kubelet's gRPC probes and a node's Consul agent reach it.
+    health_host: str = "127.0.0.1"
     instance_id: str = ""
     consul_http_addr: str = "127.0.0.1:8500"
     # This workload's Consul ACL token: what Consul knows it by, and its proof to the signer.
@@ -329,6 +332,11 @@ class MeshConfig:
         p.add_argument("--host", default=env.get("MESH_HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=int(env.get("MESH_PORT", "0")))
         p.add_argument("--health-port", type=int, default=int(env.get("MESH_HEALTH_PORT", "0")))
+        p.add_argument(
+            "--health-host",
+            default=env.get("MESH_HEALTH_HOST", "127.0.0.1"),
+            help="the plaintext health port's address (a pod: its IP, for the kubelet's probes)",
+        )
         p.add_argument("--instance-id", default=env.get("MESH_INSTANCE_ID", ""))
         p.add_argument(
             "--consul", default=env.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"), help="host:port"
@@ -452,6 +460,7 @@ class MeshConfig:
             host=a.host,
             port=a.port,
             health_port=a.health_port,
+            health_host=a.health_host,
             instance_id=a.instance_id,
             consul_http_addr=consul,
             consul_token=(

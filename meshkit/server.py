@@ -70,10 +70,11 @@ def _build_servers(
         port = server.add_insecure_port(address)
     else:
         port = server.add_secure_port(address, mesh.certificates.server_credentials())
-    # Consul's checker presents no client certificate: health alone, plaintext, loopback.
+    # Consul's checker presents no client certificate: health alone, plaintext, loopback
+    # (or ``health_host``: in a pod, its IP, for the kubelet's gRPC probes).
     health_server = grpc.aio.server()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
-    health_port = health_server.add_insecure_port(f"127.0.0.1:{config.health_port}")
+    health_port = health_server.add_insecure_port(f"{config.health_host}:{config.health_port}")
     return _Servers(server, health_server, health_servicer, port, health_port, names)
 
 
@@ -166,10 +167,11 @@ async def serve(
             }
         )
         log.info(
-            "%s serving on %s:%d (health on 127.0.0.1:%d, metrics on %s, traces to %s)",
+            "%s serving on %s:%d (health on %s:%d, metrics on %s, traces to %s)",
             config.name,
             config.host,
             servers.port,
+            config.health_host,
             servers.health_port,
             f"127.0.0.1:{metrics_port}{METRICS_PATH}" if metrics_port is not None else "none",
             mesh.tracing.destination,
