@@ -94,10 +94,11 @@ lint: $(STAMPS)/python
 	$(RUFF) format --check .
 	$(BUF) lint protos
 
-# lint after setup-all (not beside it under make -j: both would install the venv).
+# lint after setup-all (not beside it under make -j: both would install the venv). The
+# tiers run in three groups side by side (scripts/run-tests.sh; TEST_JOBS=1: one by one).
 test: setup-all
 	@$(MAKE) --no-print-directory lint
-	$(PY) -m pytest
+	@PY=$(PY) bash scripts/run-tests.sh
 
 test-unit: $(STAMPS)/python
 	$(PY) -m pytest -q $(wildcard $(UNIT_TESTS)) $(addprefix --deselect ,$(UNIT_DESELECT))
