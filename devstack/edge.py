@@ -16,7 +16,7 @@ from typing import IO
 from devstack.consul import ConsulAgent
 from devstack.hydra import Hydra, OAuthClient, token_from
 from devstack.nats import NatsServer
-from devstack.services import ServiceProcess, start_service
+from devstack.services import NO_NATS, ServiceProcess, start_service
 from meshkit.security.secrets import write_secret
 
 AUDIENCE = "meshkit-shop"
@@ -62,7 +62,7 @@ def start_hydra(
 def start_edge(
     state: Path,
     consul: ConsulAgent,
-    nats: NatsServer,
+    nats: NatsServer | None,
     free_ports: bool,
     log: IO[str] | None = None,
     gateway_args: list[str] | None = None,
@@ -74,7 +74,7 @@ def start_edge(
         gateway = start_service(
             "gateway",
             consul_http_addr=consul.http_addr,
-            nats_url=nats.url,
+            nats_url=nats.url if nats is not None else NO_NATS,  # another broker: none
             state_dir=state,
             args=[
                 "--port",

@@ -18,11 +18,13 @@ reverse order, at the end::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Self, TypeVar
 
+from devstack.brokers import BrokerServer, broker_server
 from devstack.consul import ConsulAgent
 from devstack.edge import Edge, start_edge
 from devstack.intentions import apply_intentions
@@ -123,6 +125,8 @@ class Stack:
         self.ca = new_ca(self.state)
         self.consul: ConsulAgent | None = None
         self.nats: NatsServer | None = None
+        # The broker when it is not NATS (``broker``): Kafka, RabbitMQ, SQS.
+        self.broker_server: BrokerServer | None = None
         self.edge: Edge | None = None
         self.intentions: list[str] = []
         self.services: dict[str, ServiceProcess] = {}  # the latest instance of each name
@@ -136,7 +140,9 @@ class Stack:
         """Consul, then NATS (unless ``nats=False``); on failure everything is stopped."""
         try:
             self.start_consul()
-            if self.with_nats:
+            if self.broker != "nats":
+                self.start_broker()
+            elif self.with_nats:
                 self.start_nats()
         except BaseException:
             self.close()
@@ -192,6 +198,24 @@ class Stack:
             self._launcher.nats = self.nats
         return self.nats
 
+    def start_broker(self) -> BrokerServer:
+        """The stack's event broker (``broker``), its data in ``<state>/<broker>``; every
+        service launched gets its settings (``env``)."""
+        if self.broker == "nats":
+            return self.start_nats()  # type: ignore[return-value]
+        if self.broker_server is None:
+            self.broker_server = broker_server(
+                self.broker,
+                store_dir=self.state / self.broker,
+                log_path=self.log_dir / f"{self.broker}.log",
+                fixed_ports=self.fixed_ports,
+            )
+            if self._launcher is not None:
+                self._launcher.env_providers.append(self.broker_server.env)
+        if not self.broker_server.running:
+            self.broker_server.start()
+        return self.broker_server
+
     @property
     def consul_addr(self) -> str:
         assert self.consul is not None, "Consul is not started"
@@ -213,7 +237,12 @@ class Stack:
     def mesh_config(self, name: str) -> MeshConfig:
         """A mesh in this process with ``name``'s identity, in this stack."""
         assert self.consul is not None, "Consul is not started"
-        return mesh_config(name, self.consul, self.state, self.nats)
+        config = mesh_config(name, self.consul, self.state, self.nats)
+        if self.broker_server is not None:
+            config = dataclasses.replace(
+                config, broker=self.broker, broker_url=self.broker_server.url
+            )
+        return config
 
     # --- services ---------------------------------------------------------------------
 
@@ -231,6 +260,8 @@ class Stack:
         """Starts service processes against this stack's Consul and NATS."""
         if self._launcher is None:
             self._launcher = Launcher(self.start_consul(), self.nats, self.state, log=self.log)
+            if self.broker_server is not None:
+                self._launcher.env_providers.append(self.broker_server.env)
         return self._launcher
 
     def service_args(self, name: str) -> list[str]:
@@ -281,7 +312,7 @@ class Stack:
         gateway trusting it, registered in Consul."""
         if self.edge is None:
             consul = self.start_consul()
-            nats = self.nats or self.start_nats()
+            nats = None if self.broker != "nats" else self.nats or self.start_nats()
             self.edge = start_edge(
                 self.state,
                 consul,
@@ -317,6 +348,8 @@ class Stack:
             steps.append(self._launcher.stop_all)
         if self.nats is not None:
             steps.append(self.nats.stop)
+        if self.broker_server is not None:
+            steps.append(self.broker_server.stop)
         if self.consul is not None:
             steps.append(self.consul.stop)
         for step in steps:

@@ -67,8 +67,8 @@ class _GatedBus:
         self._bus = bus
         self._gate = gate
 
-    async def publish(self, subject: str, data: bytes, msg_id: str) -> None:
-        await self._bus.publish(subject, data, msg_id)
+    async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
+        await self._bus.publish(subject, data, msg_id, key)
 
     async def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
         async def gated(batch: Sequence[Delivery]) -> None:

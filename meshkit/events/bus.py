@@ -32,8 +32,11 @@ class ConsumerLag:
 
 
 class EventBus(Protocol):
-    async def publish(self, subject: str, data: bytes, msg_id: str) -> None:
-        """Publish durably; a second publish with the same ``msg_id`` is dropped by the broker."""
+    async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
+        """Publish durably; a second publish with the same ``msg_id`` is dropped by the broker
+        (or, where the broker cannot, by the idempotent consumer). ``key`` (the envelope's
+        correlation id: the order) orders the messages of one key where the broker orders
+        by key (Kafka's partitions, SQS FIFO's message groups); others ignore it."""
 
     async def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
         """Deliver batches of messages on ``subjects`` to ``handler``, for the consumer group

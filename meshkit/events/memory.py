@@ -59,7 +59,7 @@ class MemoryBus:
         self.duplicates_dropped = 0
         self.scheduled = 0  # nak'ed deliveries waiting for their delay
 
-    async def publish(self, subject: str, data: bytes, msg_id: str) -> None:
+    async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
         if msg_id in self._ids:
             self.duplicates_dropped += 1
             return

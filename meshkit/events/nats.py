@@ -25,7 +25,8 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js import api
 
-from meshkit.events.bus import ConsumerLag, Handler
+from meshkit.config import MeshConfig
+from meshkit.events.bus import ConsumerLag, EventBus, Handler
 
 log = logging.getLogger("mesh.events")
 
@@ -137,7 +138,8 @@ class NatsBus:
         except nats.js.errors.BadRequestError:
             await self.js.update_stream(config)
 
-    async def publish(self, subject: str, data: bytes, msg_id: str) -> None:
+    async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
+        # One stream, in publish order: ``key`` adds nothing.
         await self.js.publish(subject, data, headers={api.Header.MSG_ID: msg_id})
 
     async def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
@@ -181,3 +183,19 @@ class NatsBus:
         # Consumers and the relay have stopped and every publish was acknowledged, so there
         # is nothing to drain (and draining a cancelled pull subscription can hang).
         await self.nc.close()
+
+
+async def connect(config: MeshConfig) -> EventBus:
+    """NATS JetStream at ``config.nats_url`` (``--nats``), as this service's identity with
+    its credential (``config.nats_creds``); a service with a credential of its own binds
+    to the stream, created beforehand by the broker's admin."""
+    events = config.policy.events
+    return await NatsBus.connect(
+        config.nats_url,
+        name=config.instance_id or config.name,
+        stream=events.stream,
+        subjects=events.subjects,
+        creds=config.nats_creds,
+        identity=config.name,
+        manage_stream=config.nats_creds is None,
+    )

@@ -136,6 +136,8 @@ class Outbox:
         ) as span:
             if span.is_recording():
                 span.set_attributes(messaging_attributes("send", subject, event_id, correlation_id))
-            await self._bus.publish(subject, data, event_id)
+            # keyed by the order (the correlation id): one order's events stay in order
+            # where the broker orders by key
+            await self._bus.publish(subject, data, event_id, key=correlation_id)
         if self._metrics is not None:
             self._metrics.outbox_published.labels(subject).inc()

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Sequence
 
 from meshkit.config import MeshConfig
+from meshkit.events.brokers import connect_bus
 from meshkit.events.bus import ConsumerLag, EventBus, Handler
-from meshkit.mesh import connect_nats
 from meshkit.server import run_service
 
 EXIT_CODE = 86
@@ -30,7 +30,7 @@ class CrashingBus:
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
 
-    async def publish(self, subject: str, data: bytes, msg_id: str) -> None:
+    async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
         sys.stdout.write(f"crash_before_publish: exiting before publishing {subject} {msg_id}\n")
         sys.stdout.flush()
         os._exit(EXIT_CODE)
@@ -46,7 +46,7 @@ class CrashingBus:
 
 
 async def crashing_nats(config: MeshConfig) -> EventBus:
-    return CrashingBus(await connect_nats(config))
+    return CrashingBus(await connect_bus(config))
 
 
 def split_service(argv: Sequence[str]) -> tuple[str, list[str]]:
