@@ -62,6 +62,14 @@ class Rejected(Exception):
         self.message = message
 
 
+def _caller(context: grpc.aio.ServicerContext) -> str:
+    """The caller's service name, for the metrics by caller ("" without an identity)."""
+    try:
+        return identity_of_peer(context.peer_identities()).service
+    except NoIdentity:
+        return ""
+
+
 class MeshServerInterceptor(grpc.aio.ServerInterceptor):
     """Authentication, authorization, deadline policy and error mapping for every call.
 
@@ -184,10 +192,11 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         code: grpc.StatusCode,
         message: str,
         started: float,
+        caller: str = "",
     ) -> float:
         """Counts the finished call and writes its access log line (always when it failed);
         returns the call's duration in seconds."""
-        took = rpc.done(code, started)
+        took = rpc.done(code, started, caller)
         access = self.access_log
         if access is not None and (access.every_call or code is not grpc.StatusCode.OK):
             access.write(method, code.name, took * 1000.0, message)
@@ -239,7 +248,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     if token is not None:
                         deadlines.leave_call(token)
-                    took = done(method, rpc, code, message, started)
+                    took = done(method, rpc, code, message, started, _caller(context))
                     if entered:
                         leave(took, code is ok)
                     end_span(span, code, message)
@@ -280,7 +289,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 finally:
                     if token is not None:
                         deadlines.leave_call(token)
-                    took = done(method, rpc, code, message, started)
+                    took = done(method, rpc, code, message, started, _caller(context))
                     if entered:
                         leave(took, code is ok)
                     end_span(span, code, message)

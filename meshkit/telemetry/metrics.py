@@ -10,6 +10,9 @@ within one instance.
 - RED per gRPC method (``grpc_service``, ``grpc_method``): ``mesh_server_handled_total``
   by ``grpc_code`` (requests, and errors as the codes other than OK),
   ``mesh_server_handling_seconds`` (histogram), ``mesh_server_in_flight``.
+- RED per caller (the SPIFFE service name of the client certificate; ``unknown`` without
+  one): ``mesh_server_caller_handled_total`` by ``caller`` and ``grpc_code``,
+  ``mesh_server_caller_seconds`` by ``caller``: an edge of the topology (the console's).
 - Admission: ``mesh_shed_total`` by ``method`` and ``reason`` (``in_flight``, ``deadline``).
 - Events: ``mesh_events_processed_total`` by ``event_type`` and ``outcome``,
   ``mesh_events_rejected_total`` by ``event_type`` and ``reason`` (a forged source),
@@ -51,12 +54,13 @@ def split_method(method: str) -> tuple[str, str]:
 class RpcMetrics:
     """The series of one gRPC method, bound once: what a call updates."""
 
-    __slots__ = ("_codes", "_handled", "_labels", "in_flight", "seconds")
+    __slots__ = ("_codes", "_handled", "_labels", "_metrics", "in_flight", "seconds")
 
     def __init__(self, metrics: Metrics, method: str) -> None:
         self._labels = split_method(method)
         self._handled = metrics.server_handled
         self._codes: dict[grpc.StatusCode, Counter] = {}
+        self._metrics = metrics
         self.in_flight = metrics.server_in_flight.labels(*self._labels)
         self.seconds = metrics.server_seconds.labels(*self._labels)
 
@@ -66,12 +70,13 @@ class RpcMetrics:
             child = self._codes[code] = self._handled.labels(*self._labels, code.name)
         return child
 
-    def done(self, code: grpc.StatusCode, started: float) -> float:
-        """Counts a finished call; returns its duration in seconds."""
+    def done(self, code: grpc.StatusCode, started: float, caller: str = "") -> float:
+        """Counts a finished call (of ``caller``, a service name); returns its duration."""
         took = time.perf_counter() - started
         self.in_flight.dec()
         self.seconds.observe(took)
         self.handled(code).inc()
+        self._metrics.caller_done(caller or "unknown", code, took)
         return took
 
 
@@ -114,6 +119,20 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.server_caller_handled = Counter(
+            "mesh_server_caller_handled",
+            "RPCs this instance completed, by the caller's service name and gRPC status code.",
+            ("caller", "grpc_code"),
+            registry=r,
+        )
+        self.server_caller_seconds = Histogram(
+            "mesh_server_caller_seconds",
+            "Time to handle a call, by the caller's service name.",
+            ("caller",),
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._by_caller: dict[tuple[str, grpc.StatusCode], tuple[Counter, Histogram]] = {}
         self.server_in_flight = Gauge(
             "mesh_server_in_flight", "RPCs being handled now.", rpc, registry=r
         )
@@ -229,6 +248,17 @@ class Metrics:
         if bound is None:
             bound = self._rpcs[method] = RpcMetrics(self, method)
         return bound
+
+    def caller_done(self, caller: str, code: grpc.StatusCode, took: float) -> None:
+        """Counts a finished call on the edge from ``caller`` (children bound once)."""
+        bound = self._by_caller.get((caller, code))
+        if bound is None:
+            bound = self._by_caller[(caller, code)] = (
+                self.server_caller_handled.labels(caller, code.name),
+                self.server_caller_seconds.labels(caller),
+            )
+        bound[0].inc()
+        bound[1].observe(took)
 
     def event(self, event_type: str) -> EventMetrics:
         bound = self._events.get(event_type)
