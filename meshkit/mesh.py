@@ -20,12 +20,11 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from meshkit import consul as consul_api
 from meshkit.config import MeshConfig
-from meshkit.database import Database
+from meshkit.database import RUNTIME, Database, Schema, migrate, open_database
 from meshkit.discovery import Discovery
 from meshkit.events.bus import EventBus
 from meshkit.events.envelopes import Envelopes
 from meshkit.events.nats import NatsBus
-from meshkit.events.service_events import SCHEMA as EVENTS_SCHEMA
 from meshkit.events.service_events import Events
 from meshkit.rpc.calls import ClientCalls
 from meshkit.rpc.channels import ServiceChannel, Stub
@@ -123,7 +122,7 @@ class Mesh:
         when the service starts serving.
         """
         bus = await self._bus_factory(self.config)
-        await db.conn.executescript(EVENTS_SCHEMA)
+        await migrate(db, [RUNTIME])  # its tables (a no-op where they are already)
         events = Events(
             self.config.name,
             db,
@@ -149,9 +148,11 @@ class Mesh:
         for name, run in self._background:
             self._tasks.append(asyncio.create_task(_logged(name, run), name=name))
 
-    async def database(self, schema: str) -> Database:
-        """The service's own SQLite database (``config.db_path``), closed at shutdown."""
-        db = await Database.open(self.config.db_path, schema)
+    async def database(self, schema: Schema) -> Database:
+        """The service's own database, SQLite (``config.db_path``) or Postgres
+        (``config.database_url``) as ``config.database`` says, its migrations (``schema``,
+        after the runtime's) applied; closed at shutdown."""
+        db = await open_database(self.config, schema)
         self.on_shutdown(db.close)
         return db
 

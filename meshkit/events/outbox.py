@@ -1,4 +1,4 @@
-"""The transactional outbox: events are written in the same SQLite transaction as the state
+"""The transactional outbox: events are written in the same database transaction as the state
 change that caused them, and a relay publishes them afterwards and marks them sent.
 
 A crash between the commit and the publish loses nothing: the relay finds the rows still
@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
-from meshkit.database import Database
+from meshkit.database import RUNTIME, Database
 from meshkit.events.bus import EventBus
 from meshkit.events.envelopes import Envelope, Envelopes, messaging_attributes
 from meshkit.telemetry.metrics import Metrics
@@ -29,17 +29,8 @@ from meshkit.times import now_micros
 
 log = logging.getLogger("mesh.outbox")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mesh_outbox (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id    TEXT NOT NULL UNIQUE,
-    subject     TEXT NOT NULL,
-    data        BLOB NOT NULL,
-    create_time INTEGER NOT NULL,
-    sent_time   INTEGER
-);
-CREATE INDEX IF NOT EXISTS mesh_outbox_unsent ON mesh_outbox (seq) WHERE sent_time IS NULL;
-"""
+# Its table, mesh_outbox: the runtime's migrations (meshkit/migrations/).
+SCHEMA = RUNTIME
 
 BATCH = 256
 

@@ -33,7 +33,7 @@ from google.protobuf.message import Message
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
-from meshkit.database import Database, fetch_one
+from meshkit.database import RUNTIME, Database, fetch_one
 from meshkit.events import outbox
 from meshkit.events.bus import Delivery, EventBus
 from meshkit.events.envelopes import (
@@ -52,16 +52,9 @@ log = logging.getLogger("mesh.events")
 # Seconds between samples of the outbox depth and the consumer's lag (metrics only).
 SAMPLE_INTERVAL = 2.0
 
-SCHEMA = (
-    outbox.SCHEMA
-    + """
-CREATE TABLE IF NOT EXISTS mesh_processed_events (
-    event_id     TEXT PRIMARY KEY,
-    event_type   TEXT NOT NULL,
-    process_time INTEGER NOT NULL
-);
-"""
-)
+# Its tables (the outbox, mesh_processed_events): the runtime's migrations
+# (meshkit/migrations/), applied to every service's database.
+SCHEMA = RUNTIME
 
 E = TypeVar("E", bound=Message)
 

@@ -22,7 +22,7 @@ its capture). Every method runs in ``db.transaction()``, so it joins the transac
 the event handler that calls it: the step's new state, the participant's own writes, the
 events it emits and the record of the event handled commit together or not at all.
 
-The table is the service's own: put ``SCHEMA`` in its database schema.
+The table is among the runtime's migrations, in every service's database.
 """
 
 from __future__ import annotations
@@ -31,20 +31,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from meshkit.database import Database, fetch_one
+from meshkit.database import RUNTIME, Database, fetch_one
 from meshkit.times import now_micros
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS mesh_saga_steps (
-    flow_id     TEXT NOT NULL,     -- the flow's id (e.g. the order id)
-    step        TEXT NOT NULL,     -- which of the participant's steps
-    status      TEXT NOT NULL,     -- PENDING | DONE | CANCELLED
-    payload     TEXT NOT NULL,     -- JSON of what the step needs; 'null' once not PENDING
-    create_time INTEGER NOT NULL,  -- epoch microseconds
-    update_time INTEGER NOT NULL,
-    PRIMARY KEY (flow_id, step)
-);
-"""
+# Its table, mesh_saga_steps: the runtime's migrations (meshkit/migrations/).
+SCHEMA = RUNTIME
 
 PENDING = "PENDING"
 DONE = "DONE"
@@ -89,7 +80,7 @@ class StepLedger:
         async with self._db.transaction() as conn:
             row = await fetch_one(
                 conn,
-                "SELECT * FROM mesh_saga_steps WHERE flow_id = ? AND step = ?",
+                "SELECT * FROM mesh_saga_steps WHERE flow_id = ? AND step = ? FOR UPDATE",
                 (flow_id, self.step),
             )
         if row is None:

@@ -1,7 +1,10 @@
-"""Stock and reservations in the inventory's own SQLite database; all its SQL is here.
+"""Stock and reservations in the inventory's own database; all its SQL is here.
 
 Every write is one transaction, so a reservation is all or nothing and the invariant
-"available + reserved + sold changes only by AdjustStock" holds whatever interleaves.
+"available + reserved + sold changes only by AdjustStock" holds whatever interleaves:
+a stock row or a reservation read to decide a write is read ``FOR UPDATE`` (on Postgres,
+locked until the commit, skus in sorted order so two reservations never wait for each
+other in a circle; SQLite's writers are one at a time anyway).
 
 The order flow's "reserve" step is kept in the runtime's step ledger
 (``meshkit.events.steps``): taken once per order on OrderPlaced, or cancelled first (a
@@ -13,36 +16,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from meshkit.database import Connection, Database, Row, fetch_one
+from meshkit.database import Connection, Database, Migrations, Row, fetch_one
 from meshkit.errors import FailedPrecondition, NotFound
-from meshkit.events.steps import SCHEMA as STEPS_SCHEMA
 from meshkit.events.steps import StepLedger
 from meshkit.times import now_micros, to_timestamp
 from shop.inventory.v1 import inventory_pb2
 
-SCHEMA = (
-    STEPS_SCHEMA
-    + """
-CREATE TABLE IF NOT EXISTS stock (
-    sku         TEXT PRIMARY KEY,
-    available   INTEGER NOT NULL CHECK (available >= 0),
-    reserved    INTEGER NOT NULL DEFAULT 0 CHECK (reserved >= 0),
-    sold        INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0),
-    update_time INTEGER NOT NULL  -- epoch microseconds
-);
-CREATE TABLE IF NOT EXISTS reservations (
-    order_id    TEXT PRIMARY KEY,
-    status      TEXT NOT NULL,    -- RESERVED | REJECTED | RELEASED | COMMITTED
-    items       TEXT NOT NULL,    -- JSON [[sku, quantity], ...]
-    short_skus  TEXT NOT NULL,    -- JSON [sku, ...], for REJECTED
-    create_time INTEGER NOT NULL,
-    update_time INTEGER NOT NULL
-);
-"""
-)
+# Its tables: migrations/ (applied at start, after the runtime's own: the step ledger's).
+SCHEMA = Migrations("inventory", Path(__file__).resolve().parent / "migrations")
 
-# SQLite integers are 64-bit.
+# BIGINT: 64-bit, in SQLite and Postgres alike.
 MAX_STOCK = 2**63 - 1
 
 RESERVED = "RESERVED"
@@ -81,10 +66,13 @@ class InventoryStore:
             if existing:
                 return _reservation(existing)
             short = []
-            for sku, quantity in items:
-                row = await fetch_one(conn, "SELECT available FROM stock WHERE sku = ?", (sku,))
+            for sku, quantity in sorted(items):
+                row = await fetch_one(
+                    conn, "SELECT available FROM stock WHERE sku = ? FOR UPDATE", (sku,)
+                )
                 if row is None or row["available"] < quantity:
                     short.append(sku)
+            short.sort(key=[sku for sku, _ in items].index)  # in the order's own order
             if not short:
                 await conn.executemany(
                     "UPDATE stock SET available = available - ?, reserved = reserved + ?,"
@@ -164,7 +152,9 @@ class InventoryStore:
         """Adds ``delta`` to available stock, creating the sku on its first positive delta."""
         now = now_micros()
         async with self._db.transaction() as conn:
-            row = await fetch_one(conn, "SELECT available FROM stock WHERE sku = ?", (sku,))
+            row = await fetch_one(
+                conn, "SELECT available FROM stock WHERE sku = ? FOR UPDATE", (sku,)
+            )
             if row is None and delta < 0:
                 raise NotFound(f"sku {sku} not found")
             if row is not None and row["available"] + delta < 0:
@@ -194,25 +184,31 @@ class InventoryStore:
             row = await fetch_one(conn, "SELECT COUNT(*) AS n FROM stock")
             if row is not None and row["n"] > 0:
                 return 0
+            # Instances starting together may both find the table empty: the second
+            # one's rows are already there.
             await conn.executemany(
-                "INSERT INTO stock (sku, available, update_time) VALUES (?, ?, ?)",
+                "INSERT INTO stock (sku, available, update_time) VALUES (?, ?, ?)"
+                " ON CONFLICT (sku) DO NOTHING",
                 [(sku, available, now) for sku, available in catalog.items()],
             )
         return len(catalog)
 
     async def _reservation_for_update(self, conn: Connection, order_id: str) -> Row:
-        row = await fetch_one(conn, "SELECT * FROM reservations WHERE order_id = ?", (order_id,))
+        row = await fetch_one(
+            conn, "SELECT * FROM reservations WHERE order_id = ? FOR UPDATE", (order_id,)
+        )
         if row is None:
             raise NotFound(f"no reservation for order {order_id}")
         return row
 
     async def _move(self, conn: Connection, row: Row, from_column: str, to_column: str) -> None:
-        """Moves the reservation's quantities between two stock columns (fixed names only)."""
+        """Moves the reservation's quantities between two stock columns (fixed names only),
+        skus in sorted order (the order rows are locked in)."""
         now = now_micros()
         await conn.executemany(
             f"UPDATE stock SET {from_column} = {from_column} - ?, {to_column} = {to_column} + ?,"
             " update_time = ? WHERE sku = ?",
-            [(quantity, quantity, now, sku) for sku, quantity in json.loads(row["items"])],
+            [(q, q, now, sku) for sku, q in sorted(json.loads(row["items"]))],
         )
 
     async def _set_status(self, conn: Connection, order_id: str, status: str) -> Row:

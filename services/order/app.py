@@ -15,9 +15,7 @@ from typing import TYPE_CHECKING
 from meshkit.settings import from_env, setting
 from services.order.flow import DEFAULT_SAGA_TIMEOUT, OrderFlow
 from services.order.servicer import OrderServicer
-from services.order.store import SCHEMA as STORE_SCHEMA
-from services.order.store import OrderStore
-from services.order.view import SCHEMA as VIEW_SCHEMA
+from services.order.store import SCHEMA, OrderStore
 from services.order.view import OrderView
 from services.order.watchers import OrderWatchers
 from shop.inventory.v1 import inventory_pb2_grpc
@@ -38,7 +36,7 @@ class OrderSettings:
 
 async def setup(mesh: Mesh) -> None:
     settings = from_env(OrderSettings)
-    db = await mesh.database(STORE_SCHEMA + VIEW_SCHEMA)
+    db = await mesh.database(SCHEMA)
     watchers = OrderWatchers()
     view = OrderView(db, watchers.changed)
     outcomes = mesh.metrics.counter(

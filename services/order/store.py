@@ -1,4 +1,4 @@
-"""The order write model in the order service's own SQLite database: what the saga decides
+"""The order write model in the order service's own database: what the saga decides
 on. Reads for clients come from the read model (view.py), never from here.
 
 ``order_state`` holds each order's status and when its saga times out;
@@ -11,32 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
-from meshkit.database import Database, fetch_all, fetch_one
+from meshkit.database import Database, Migrations, fetch_all, fetch_one
 from meshkit.errors import FailedPrecondition
 from meshkit.times import now_micros
 from services.order.domain import PENDING, RANK, OrderDraft, status_name, status_value
 from shop.order.v1 import order_pb2
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS order_state (
-    order_id      TEXT PRIMARY KEY,
-    customer_id   TEXT NOT NULL,
-    status        TEXT NOT NULL,  -- PENDING | STOCK_RESERVED | PAID | CONFIRMED | CANCELLED
-    create_time   INTEGER NOT NULL, -- epoch microseconds
-    update_time   INTEGER NOT NULL,
-    deadline_time INTEGER NOT NULL  -- the saga is cancelled if not final by then
-);
-CREATE INDEX IF NOT EXISTS order_state_open ON order_state (deadline_time)
-    WHERE status NOT IN ('CONFIRMED', 'CANCELLED');
-CREATE TABLE IF NOT EXISTS order_idempotency_keys (
-    customer_id TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,  -- sha256 of the PlaceOrderRequest
-    order_id    TEXT NOT NULL REFERENCES order_state (order_id),
-    PRIMARY KEY (customer_id, key)
-);
-"""
+# The order service's tables, this write model's and the read model's (view.py):
+# migrations/, applied at start after the runtime's own.
+SCHEMA = Migrations("order", Path(__file__).resolve().parent / "migrations")
 
 Status = order_pb2.OrderStatus.ValueType
 

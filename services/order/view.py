@@ -10,6 +10,10 @@ of the event stream, it could be rebuilt by replaying the stream into an empty t
 
 Statuses only move forward (PENDING < STOCK_RESERVED < PAID < CONFIRMED | CANCELLED), so an
 event that arrives after the order was cancelled adds nothing to its status.
+
+Its table, ``order_views``, is in the order service's migrations (services/order/migrations/).
+An event's fold reads the order's row ``FOR UPDATE``: instances of the service folding two
+events of one order at once (on Postgres) take turns, and neither loses the other's change.
 """
 
 from __future__ import annotations
@@ -31,18 +35,6 @@ from services.order.domain import (
 from shop.events.v1 import events_pb2
 from shop.events.v1.envelope_pb2 import EventEnvelope
 from shop.order.v1 import order_pb2
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS order_views (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,  -- placement order, for stable paging
-    order_id    TEXT NOT NULL UNIQUE,
-    customer_id TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    data        BLOB NOT NULL  -- shop.order.v1.Order
-);
-CREATE INDEX IF NOT EXISTS order_views_by_customer ON order_views (customer_id, seq);
-CREATE INDEX IF NOT EXISTS order_views_by_status ON order_views (status, seq);
-"""
 
 
 class OrderView:
@@ -83,7 +75,9 @@ class OrderView:
             )
             self._db.after_commit(lambda: self._changed(order_id))
             return
-        row = await fetch_one(conn, "SELECT data FROM order_views WHERE order_id = ?", (order_id,))
+        row = await fetch_one(
+            conn, "SELECT data FROM order_views WHERE order_id = ? FOR UPDATE", (order_id,)
+        )
         if row is None:
             # Every other event of an order follows its OrderPlaced, which comes first.
             raise LookupError(f"no view of order {order_id} yet")

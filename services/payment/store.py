@@ -1,4 +1,4 @@
-"""Payments in the payment service's own SQLite database; all its SQL is here.
+"""Payments in the payment service's own database; all its SQL is here.
 
 One row per order (``order_id`` is UNIQUE): that row is what makes capture and refund
 idempotent per order, declined captures included.
@@ -15,35 +15,20 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from google.protobuf import json_format
 
-from meshkit.database import Database, Row, fetch_one
+from meshkit.database import Database, Migrations, Row, fetch_one
 from meshkit.errors import FailedPrecondition, NotFound
-from meshkit.events.steps import SCHEMA as STEPS_SCHEMA
 from meshkit.events.steps import StepLedger
 from meshkit.times import now_micros, to_timestamp
 from services.shop_common.money import format_money
 from shop.common.v1.money_pb2 import Money
 from shop.payment.v1 import payment_pb2
 
-SCHEMA = (
-    STEPS_SCHEMA
-    + """
-CREATE TABLE IF NOT EXISTS payments (
-    payment_id     TEXT PRIMARY KEY,
-    order_id       TEXT NOT NULL UNIQUE,
-    amount_units   INTEGER NOT NULL,
-    amount_nanos   INTEGER NOT NULL,
-    currency       TEXT NOT NULL,
-    status         TEXT NOT NULL,   -- CAPTURED | DECLINED | REFUNDED
-    decline_reason TEXT NOT NULL,
-    refund_reason  TEXT NOT NULL,
-    create_time    INTEGER NOT NULL, -- epoch microseconds
-    update_time    INTEGER NOT NULL
-);
-"""
-)
+# Its tables: migrations/ (applied at start, after the runtime's own: the step ledger's).
+SCHEMA = Migrations("payment", Path(__file__).resolve().parent / "migrations")
 
 CAPTURED = "CAPTURED"
 DECLINED = "DECLINED"
@@ -119,8 +104,13 @@ class PaymentStore:
         return _payment(row)
 
     async def for_order(self, order_id: str) -> payment_pb2.Payment | None:
-        """The order's payment, read in a transaction (an event handler's own, if in one)."""
+        """The order's payment, read in a transaction (an event handler's own, if in one).
+
+        The order's intent is locked first (``FOR UPDATE``), as the capture locks it: a
+        capture in flight elsewhere (another instance, on Postgres) is waited for and its
+        payment seen, so a cancellation that follows it refunds it."""
         async with self._db.transaction() as conn:
+            await self._intents.get(order_id)
             row = await fetch_one(conn, "SELECT * FROM payments WHERE order_id = ?", (order_id,))
         return _payment(row) if row else None
 

@@ -1,4 +1,4 @@
-"""Shipments in the shipping service's own SQLite database; all its SQL is here.
+"""Shipments in the shipping service's own database; all its SQL is here.
 
 One row per order (``order_id`` is UNIQUE), which makes scheduling idempotent per order.
 Address and items are kept as proto JSON: shipping only ever reads them back whole.
@@ -16,12 +16,12 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from google.protobuf import json_format
 
-from meshkit.database import Database, Row, fetch_one
+from meshkit.database import Database, Migrations, Row, fetch_one
 from meshkit.errors import NotFound
-from meshkit.events.steps import SCHEMA as STEPS_SCHEMA
 from meshkit.events.steps import StepLedger
 from meshkit.times import now_micros, to_timestamp
 from services.shipping.rules import Carrier
@@ -29,24 +29,8 @@ from shop.common.v1.address_pb2 import Address
 from shop.common.v1.line_item_pb2 import LineItem
 from shop.shipping.v1 import shipping_pb2
 
-SCHEMA = (
-    STEPS_SCHEMA
-    + """
-CREATE TABLE IF NOT EXISTS shipments (
-    shipment_id             TEXT PRIMARY KEY,
-    order_id                TEXT NOT NULL UNIQUE,
-    status                  TEXT NOT NULL,  -- SCHEDULED | CANCELLED
-    carrier                 TEXT NOT NULL,
-    tracking_number         TEXT NOT NULL UNIQUE,
-    address                 TEXT NOT NULL,  -- proto JSON of shop.common.v1.Address
-    items                   TEXT NOT NULL,  -- JSON list of proto JSON shop.common.v1.LineItem
-    estimated_delivery_time INTEGER NOT NULL, -- epoch microseconds
-    cancel_reason           TEXT NOT NULL,
-    create_time             INTEGER NOT NULL,
-    update_time             INTEGER NOT NULL
-);
-"""
-)
+# Its tables: migrations/ (applied at start, after the runtime's own: the step ledger's).
+SCHEMA = Migrations("shipping", Path(__file__).resolve().parent / "migrations")
 
 SCHEDULED = "SCHEDULED"
 CANCELLED = "CANCELLED"
@@ -118,8 +102,12 @@ class ShippingStore:
         return _shipment(row)
 
     async def for_order(self, order_id: str) -> shipping_pb2.Shipment | None:
-        """The order's shipment, read in a transaction (an event handler's own, if in one)."""
+        """The order's shipment, read in a transaction (an event handler's own, if in one).
+
+        The order's request is locked first (``FOR UPDATE``), as the scheduling locks it:
+        a scheduling in flight elsewhere is waited for and its shipment seen."""
         async with self._db.transaction() as conn:
+            await self._requests.get(order_id)
             row = await fetch_one(conn, "SELECT * FROM shipments WHERE order_id = ?", (order_id,))
         return _shipment(row) if row else None
 
