@@ -23,6 +23,9 @@ DEV_CONFIG = ROOT / "infra" / "consul" / "dev.hcl"
 # Every identity may read the faults to inject (meshkit.rpc.faults); only devstack writes.
 FAULTS_POLICY = "mesh-faults-read"
 FAULTS_RULES = 'key_prefix "mesh/faults/" { policy = "read" }'
+# The DNS interface's token (DNS SRV discovery, docs/discovery.md): it reads the catalog.
+DNS_POLICY = "mesh-dns-read"
+DNS_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'
 
 
 @dataclass
@@ -96,6 +99,8 @@ class ConsulAgent(ChildProcess):
                 "tokens": {
                     "initial_management": self.management_token,
                     "agent": self._secret(self.tokens_dir / "agent.token"),
+                    # What the DNS interface answers with (DNS SRV discovery): reads only.
+                    "dns": self._secret(self.tokens_dir / "dns.token"),
                 },
             }
         }
@@ -128,8 +133,10 @@ class ConsulAgent(ChildProcess):
                 self.put("/v1/acl/token", body)
                 return
             except urllib.error.HTTPError as exc:
-                if exc.code == 400 and b"already" in exc.read():
-                    return  # made before, in this agent's life
+                # made before (400; 500 "rpc error making call: ..." from an agent
+                # that forwards to the cluster's leader)
+                if exc.code in (400, 500) and b"already" in exc.read():
+                    return
                 if time.monotonic() > deadline:
                     raise
             except OSError:
@@ -142,26 +149,31 @@ class ConsulAgent(ChildProcess):
         token of a previous life of this agent, with the same secrets."""
         rules = 'node_prefix "" { policy = "write" }\nservice_prefix "" { policy = "read" }'
         deadline = time.monotonic() + 15
-        for name, policy in (("mesh-agent", rules), (FAULTS_POLICY, FAULTS_RULES)):
+        policies = (("mesh-agent", rules), (FAULTS_POLICY, FAULTS_RULES), (DNS_POLICY, DNS_RULES))
+        for name, policy in policies:
             while True:
                 try:
                     self.put("/v1/acl/policy", {"Name": name, "Rules": policy})
                     break
                 except urllib.error.HTTPError as exc:
-                    if exc.code == 400 and b"already exists" in exc.read():
+                    if exc.code in (400, 500) and b"already exists" in exc.read():
                         break
                     if time.monotonic() > deadline:
                         raise
                 time.sleep(0.2)
         agent = self._secret(self.tokens_dir / "agent.token")
         self._create_token(agent, "the agent", {"Policies": [{"Name": "mesh-agent"}]})
+        dns = self._secret(self.tokens_dir / "dns.token")
+        self._create_token(dns, "the DNS interface", {"Policies": [{"Name": DNS_POLICY}]})
         self._tokens.clear()
         for path in sorted((self.tokens_dir / "tokens").glob("*.token")):
             self.service_token(path.name.removesuffix(".token"))
 
-    def start(self, timeout: float | None = None) -> Self:
+    def wait_ready(self, timeout: float | None = None) -> Self:
+        """Ready (``start`` = ``launch`` + this; several agents of a cluster are launched
+        first, then waited for), then its ACL tokens made."""
         try:
-            super().start(timeout)
+            super().wait_ready(timeout)
         finally:
             # The agent has read its config: the file with the CA key goes (each start
             # writes it anew).
@@ -186,7 +198,7 @@ class ConsulAgent(ChildProcess):
     # --- the process ------------------------------------------------------------------
 
     def command(self) -> list[str]:
-        cmd = [consul_binary(), "agent", "-dev", "-config-file", str(DEV_CONFIG)]
+        cmd = [consul_binary(), "agent", *self.mode_args(), "-config-file", str(DEV_CONFIG)]
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="meshkit-consul-")
         extra = Path(self._tmp.name) / "extra.json"
@@ -194,9 +206,7 @@ class ConsulAgent(ChildProcess):
         write_secret(extra, json.dumps({**self.extra_config, **self.acl_config()}))
         cmd += ["-config-file", str(extra)]
         if self.use_free_ports:
-            self._free = self._free or tuple(free_ports(6))
-            http, grpc, dns, lan, wan, server = self._free
-            self.http_port, self.grpc_port, self.dns_port = http, grpc, dns
+            http, grpc, dns, lan, wan, server = self.reserve_ports()
             cmd += [
                 f"-http-port={http}",
                 f"-grpc-port={grpc}",
@@ -207,6 +217,18 @@ class ConsulAgent(ChildProcess):
                 "-hcl=ports { grpc_tls = -1 }",
             ]
         return cmd
+
+    def mode_args(self) -> list[str]:
+        """How the agent runs: ``-dev`` (a server of its own, in memory); a cluster's
+        servers and client agents say otherwise (devstack.cluster_consul)."""
+        return ["-dev"]
+
+    def reserve_ports(self) -> tuple[int, ...]:
+        """The free ports (HTTP, gRPC, DNS, Serf LAN, Serf WAN, server RPC), taken once and
+        kept, so that the agents of a cluster know each other's before they start."""
+        self._free = self._free or tuple(free_ports(6))
+        self.http_port, self.grpc_port, self.dns_port = self._free[:3]
+        return self._free
 
     def is_ready(self) -> bool:
         roots = self.get("/v1/agent/connect/ca/roots")
