@@ -98,6 +98,11 @@ def main() -> None:
         edge = stack.start_edge()
         print(f"\nmeshkit-shop is up (logs in {stack.log_dir}):")
         print(f"  {'consul':<10} http://{consul.http_addr}  (UI at /ui)")
+        if stack.postgres is not None:  # DATABASE=postgres
+            print(
+                f"  {'postgres':<10} {stack.postgres.url}  (a database and a role per service;"
+                f" data in {stack.postgres.pgdata}, passwords in {stack.postgres.auth_dir})"
+            )
         print(f"  {'nats':<10} {nats.url}  (JetStream, monitoring on :{nats.monitor_port})")
         for s in running:
             print(

@@ -29,6 +29,7 @@ from devstack.consul import ConsulAgent
 from devstack.edge import Edge, start_edge
 from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer
+from devstack.postgres import PostgresCluster
 from devstack.process import ChildProcess
 from devstack.services import NO_NATS, Launcher, ServiceProcess
 from devstack.signer import new_ca, start_signer
@@ -116,6 +117,8 @@ class Stack:
         self.broker = broker
         self.discovery = discovery
         self.database = database
+        if database not in ("sqlite", "postgres"):
+            raise ValueError(f"database {database!r}: expected sqlite or postgres")
         self.fixed_ports = fixed_ports
         self.with_nats = nats
         self.insecure = insecure
@@ -127,6 +130,8 @@ class Stack:
         self.nats: NatsServer | None = None
         # The broker when it is not NATS (``broker``): Kafka, RabbitMQ, SQS.
         self.broker_server: BrokerServer | None = None
+        # The services' databases when they are not SQLite files (``database``).
+        self.postgres: PostgresCluster | None = None
         self.edge: Edge | None = None
         self.intentions: list[str] = []
         self.services: dict[str, ServiceProcess] = {}  # the latest instance of each name
@@ -140,6 +145,8 @@ class Stack:
         """Consul, then NATS (unless ``nats=False``); on failure everything is stopped."""
         try:
             self.start_consul()
+            if self.database == "postgres":
+                self.start_postgres()
             if self.broker != "nats":
                 self.start_broker()
             elif self.with_nats:
@@ -197,6 +204,25 @@ class Stack:
         if self._launcher is not None:
             self._launcher.nats = self.nats
         return self.nats
+
+    def start_postgres(self) -> PostgresCluster:
+        """The PostgreSQL cluster (``database="postgres"``): a database and a role per
+        domain service, its files in ``<state>/postgres``, the roles' passwords in
+        ``<state>/postgres-auth``; make run's port 5432 if free. Every service launched
+        gets its DSN and password file (``PostgresCluster.env``)."""
+        if self.postgres is None:
+            self.postgres = PostgresCluster(
+                data_dir=self.state / "postgres",
+                auth_dir=self.state / "postgres-auth",
+                services=DOMAIN_SERVICES,
+                fixed_port=self.fixed_ports,
+                log_path=self.log_dir / "postgres.log",
+            )
+            if self._launcher is not None:
+                self._launcher.env_providers.append(self.postgres.env)
+        if not self.postgres.running:
+            self.postgres.start()
+        return self.postgres
 
     def start_broker(self) -> BrokerServer:
         """The stack's event broker (``broker``), its data in ``<state>/<broker>``; every
@@ -262,6 +288,8 @@ class Stack:
             self._launcher = Launcher(self.start_consul(), self.nats, self.state, log=self.log)
             if self.broker_server is not None:
                 self._launcher.env_providers.append(self.broker_server.env)
+            if self.postgres is not None:
+                self._launcher.env_providers.append(self.postgres.env)
         return self._launcher
 
     def service_args(self, name: str) -> list[str]:
@@ -346,6 +374,8 @@ class Stack:
         steps += [child.stop for child in reversed(self.children)]
         if self._launcher is not None:
             steps.append(self._launcher.stop_all)
+        if self.postgres is not None:
+            steps.append(self.postgres.discard)
         if self.nats is not None:
             steps.append(self.nats.stop)
         if self.broker_server is not None:
