@@ -1,0 +1,357 @@
+"""The event bus on SQS (aiobotocore): a FIFO queue per consumer group
+(``<stream>-<service>.fifo``), fed by the publisher itself (no SNS: see below).
+
+- Fan-out: a group's queue is tagged with the event types it handles (a tag
+  ``subscribes:<type>`` each; set by the group when it consumes, and by devstack when it
+  provisions a service's queue); a publish sends the event to every queue of the stream
+  whose tags name its type (a queue with no such tags gets every type). The list is
+  cached for ``SUBSCRIBERS_TTL`` seconds.
+- Order and de-duplication: the message group is the key (the order id), so one order's
+  events reach its group in publish order (the publishes of one key are sent one after
+  another), one at a time; the de-duplication id is the event id, so a second publish of
+  an event within SQS's five minutes is dropped by the queue.
+- Redelivery: a nak makes the message visible again after its delay (whole seconds, the
+  visibility timeout's unit), which also holds back that order's later events; a message
+  received ``MAX_RECEIVES`` times moves to the group's dead-letter queue
+  (``<stream>-<service>-dead.fifo``, a redrive policy).
+- Acks are deletes, sent in batches once the handler has had the batch.
+- Lag: the queue's approximate counts (visible: pending; in flight: ack pending).
+
+An endpoint (``--broker-url``) is an SQS-compatible server (devstack's ElasticMQ);
+without one, AWS's own, with the usual credential chain. A loopback endpoint with no
+credentials configured gets placeholder ones (ElasticMQ does not check them), logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from meshkit.config import EventsSettings, MeshConfig
+from meshkit.events.bus import ConsumerLag, EventBus, Handler
+
+log = logging.getLogger("mesh.events")
+
+BATCH = 10  # SQS's most per receive
+VISIBILITY_TIMEOUT = 10  # seconds a received message is hidden before it comes back
+MAX_RECEIVES = 50  # then it moves to the dead-letter queue
+WAIT_SECONDS = 1  # long polling
+SUBSCRIBERS_TTL = 5.0
+TAG_PREFIX = "subscribes:"
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def queue_name(stream: str, durable: str) -> str:
+    """The FIFO queue of consumer group ``durable``."""
+    return f"{stream}-{durable}.fifo"
+
+
+def dead_letter_name(stream: str, durable: str) -> str:
+    return f"{stream}-{durable}-dead.fifo"
+
+
+@dataclass
+class _Delivery:
+    bus: SQSBus
+    queue_url: str
+    message: dict[str, Any]
+    acks: list[str]
+    nacked: bool = False
+
+    @property
+    def group(self) -> str:
+        return str(self.message.get("Attributes", {}).get("MessageGroupId", ""))
+
+    @property
+    def data(self) -> bytes:
+        return base64.b64decode(self.message["Body"])
+
+    @property
+    def attempt(self) -> int:
+        return int(self.message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+
+    async def ack(self) -> None:
+        self.acks.append(self.message["ReceiptHandle"])
+
+    async def nak(self, delay: float) -> None:
+        self.nacked = True
+        await self.bus.client.change_message_visibility(
+            QueueUrl=self.queue_url,
+            ReceiptHandle=self.message["ReceiptHandle"],
+            VisibilityTimeout=min(math.ceil(delay), 12 * 3600),
+        )
+
+
+@dataclass
+class _Subscribers:
+    queues: dict[str, frozenset[str] | None] = field(default_factory=dict)  # url -> types
+    fetched: float = -math.inf
+
+
+class SQSBus:
+    """One SQS client; queues found by name under the stream's prefix."""
+
+    def __init__(self, client: Any, exit_stack: AsyncExitStack, events: EventsSettings) -> None:
+        self.client = client
+        self._exit_stack = exit_stack
+        self.stream = events.stream
+        self.known_subjects = sorted(events.owners)
+        self._subscribers = _Subscribers()
+        self._refresh = asyncio.Lock()
+        self._last_by_key: dict[str, asyncio.Future[None]] = {}
+        self._urls: dict[str, str] = {}
+
+    @classmethod
+    async def connect(cls, endpoint: str, name: str, events: EventsSettings) -> SQSBus:
+        session = get_session()
+        options: dict[str, Any] = {}
+        if endpoint:
+            options["endpoint_url"] = endpoint
+            host = urlparse(endpoint).hostname or ""
+            if host in LOCAL_HOSTS and await session.get_credentials() is None:
+                log.info(
+                    "sqs: no AWS credentials; placeholders for the local endpoint %s", endpoint
+                )
+                options |= {"aws_access_key_id": "meshkit", "aws_secret_access_key": "local"}
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        config = AioConfig(
+            user_agent_extra=f"meshkit/{name}",
+            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=WAIT_SECONDS + 20,
+            max_pool_connections=64,
+        )
+        stack = AsyncExitStack()
+        client = await stack.enter_async_context(
+            session.create_client(
+                "sqs", region_name=region or "us-east-1", config=config, **options
+            )
+        )
+        return cls(client, stack, events)
+
+    # --- queues -----------------------------------------------------------------------
+
+    async def _queue_url(self, name: str) -> str | None:
+        if name in self._urls:
+            return self._urls[name]
+        try:
+            url = (await self.client.get_queue_url(QueueName=name))["QueueUrl"]
+        except ClientError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        self._urls[name] = url
+        return str(url)
+
+    async def declare(self, durable: str) -> str:
+        """The group's FIFO queue and its dead-letter queue; the queue's URL."""
+        dead = await self.client.create_queue(
+            QueueName=dead_letter_name(self.stream, durable),
+            Attributes={"FifoQueue": "true", "MessageRetentionPeriod": "1209600"},
+        )
+        arn = (
+            await self.client.get_queue_attributes(
+                QueueUrl=dead["QueueUrl"], AttributeNames=["QueueArn"]
+            )
+        )["Attributes"]["QueueArn"]
+        name = queue_name(self.stream, durable)
+        url = await self._queue_url(name)
+        if url is None:
+            created = await self.client.create_queue(
+                QueueName=name,
+                Attributes={
+                    "FifoQueue": "true",
+                    "ContentBasedDeduplication": "false",
+                    "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+                    "MessageRetentionPeriod": "1209600",
+                    "RedrivePolicy": (
+                        f'{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"{MAX_RECEIVES}"}}'
+                    ),
+                },
+            )
+            url = str(created["QueueUrl"])
+            self._urls[name] = url
+        return url
+
+    async def subscribe(self, url: str, subjects: Sequence[str]) -> None:
+        """Tags the queue with ``subjects``, and drops the tags of the other known types."""
+        await self.client.tag_queue(QueueUrl=url, Tags={f"{TAG_PREFIX}{s}": "1" for s in subjects})
+        others = [f"{TAG_PREFIX}{s}" for s in self.known_subjects if s not in set(subjects)]
+        if others:
+            await self.client.untag_queue(QueueUrl=url, TagKeys=others)
+        self._subscribers.fetched = -math.inf  # this process's publishes see it at once
+
+    async def provision(self, durable: str, subjects: Sequence[str]) -> None:
+        """The group's queues, if it has none yet, subscribed to ``subjects``."""
+        if await self._queue_url(queue_name(self.stream, durable)) is not None:
+            return
+        await self.subscribe(await self.declare(durable), subjects)
+
+    async def _subscriber_queues(self) -> dict[str, frozenset[str] | None]:
+        async with self._refresh:
+            subs = self._subscribers
+            if time.monotonic() - subs.fetched < SUBSCRIBERS_TTL:
+                return subs.queues
+            listed = await self.client.list_queues(QueueNamePrefix=f"{self.stream}-")
+            queues: dict[str, frozenset[str] | None] = {}
+            for url in listed.get("QueueUrls", []):
+                if url.endswith("-dead.fifo"):
+                    continue
+                tags = (await self.client.list_queue_tags(QueueUrl=url)).get("Tags", {})
+                types = frozenset(k[len(TAG_PREFIX) :] for k in tags if k.startswith(TAG_PREFIX))
+                queues[url] = types or None  # untagged: every type
+            subs.queues, subs.fetched = queues, time.monotonic()
+            return queues
+
+    # --- publishing -------------------------------------------------------------------
+
+    async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
+        """To every queue subscribed to ``subject``, in the message group ``key`` (one
+        key's publishes go out one after another, in call order)."""
+        group = key or msg_id
+        previous = self._last_by_key.get(group)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._last_by_key[group] = done
+        try:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(previous)
+            queues = await self._subscriber_queues()
+            body = base64.b64encode(data).decode()
+            targets = [url for url, types in queues.items() if types is None or subject in types]
+            await asyncio.gather(
+                *(
+                    self.client.send_message(
+                        QueueUrl=url,
+                        MessageBody=body,
+                        MessageGroupId=group,
+                        MessageDeduplicationId=msg_id,
+                        MessageAttributes={
+                            "subject": {"DataType": "String", "StringValue": subject}
+                        },
+                    )
+                    for url in targets
+                )
+            )
+        finally:
+            done.set_result(None)
+            if self._last_by_key.get(group) is done:
+                del self._last_by_key[group]
+
+    # --- consuming --------------------------------------------------------------------
+
+    async def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
+        """Receive batches from the group's queue until cancelled; a message of a type
+        not in ``subjects`` (sent before the queue's tags changed) is deleted unhandled."""
+        wanted = set(subjects)
+        while True:
+            try:
+                url = await self.declare(durable)
+                await self.subscribe(url, sorted(wanted))
+                break
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("consumer %s: %s; retrying", durable, exc)
+                await asyncio.sleep(1.0)
+        while True:
+            try:
+                received = await self.client.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=BATCH,
+                    WaitTimeSeconds=WAIT_SECONDS,
+                    AttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
+                    MessageAttributeNames=["subject"],
+                )
+            except (BotoCoreError, ClientError) as exc:  # the server away: try again
+                log.warning("consumer %s: %s", durable, exc)
+                await asyncio.sleep(0.5)
+                continue
+            acks: list[str] = []
+            # One receive may hold several messages of a group (an order), in order: the
+            # handler gets them in rounds, a group once per round, and a group whose
+            # message was nak'ed has its later ones put back behind it.
+            rounds: list[list[_Delivery]] = []
+            per_group: dict[str, int] = {}
+            for message in received.get("Messages", []):
+                subject = message.get("MessageAttributes", {}).get("subject", {})
+                if subject.get("StringValue") not in wanted:
+                    acks.append(message["ReceiptHandle"])
+                    continue
+                delivery = _Delivery(self, url, message, acks)
+                n = per_group.get(delivery.group, 0)
+                per_group[delivery.group] = n + 1
+                if n == len(rounds):
+                    rounds.append([])
+                rounds[n].append(delivery)
+            try:
+                failed: set[str] = set()
+                for deliveries in rounds:
+                    todo = [d for d in deliveries if d.group not in failed]
+                    for held in (d for d in deliveries if d.group in failed):
+                        await held.nak(0)
+                    if todo:
+                        await handler(todo)
+                    failed |= {d.group for d in todo if d.nacked}
+            finally:
+                await self._delete(url, acks)
+
+    async def _delete(self, url: str, receipts: list[str]) -> None:
+        """Deletes (acks) in batches of ten; one that fails comes back (idempotent)."""
+        for start in range(0, len(receipts), BATCH):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": r}
+                for i, r in enumerate(receipts[start : start + BATCH])
+            ]
+            try:
+                await self.client.delete_message_batch(QueueUrl=url, Entries=entries)
+            except (BotoCoreError, ClientError) as exc:
+                log.warning("sqs: deleting %d messages: %s (they come back)", len(entries), exc)
+
+    async def lag(self, durable: str) -> ConsumerLag | None:
+        url = await self._queue_url(queue_name(self.stream, durable))
+        if url is None:
+            return None
+        attributes = (
+            await self.client.get_queue_attributes(
+                QueueUrl=url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            )
+        )["Attributes"]
+        return ConsumerLag(
+            pending=int(attributes.get("ApproximateNumberOfMessages", 0))
+            + int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
+            ack_pending=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        )
+
+    async def close(self) -> None:
+        await self._exit_stack.aclose()
+
+
+def _not_found(exc: ClientError) -> bool:
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    return "NonExistentQueue" in code or "QueueDoesNotExist" in code
+
+
+async def connect(config: MeshConfig) -> EventBus:
+    """SQS at ``config.broker_url`` (``--broker-url``, an SQS-compatible endpoint), or
+    AWS's own when it is empty."""
+    return await SQSBus.connect(
+        config.broker_url, config.instance_id or config.name, config.policy.events
+    )
