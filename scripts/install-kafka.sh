@@ -7,8 +7,10 @@ set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
 CACHE_DIR="${MESHKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/meshkit-shop}"
-DEST="$CACHE_DIR/kafka-$KAFKA_VERSION"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# A changed pom (another binding, another version) is fetched anew, beside the old one.
+POM_SUM="$(sha256sum "$ROOT/infra/kafka/pom.xml" | cut -c1-8)"
+DEST="$CACHE_DIR/kafka-$KAFKA_VERSION-$POM_SUM"
 
 if [[ -f "$DEST/.complete" && "${1:-}" != "--fetch" ]]; then
   echo "$DEST/lib"
