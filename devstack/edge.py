@@ -9,6 +9,8 @@ service (``python -m services.gateway`` printing ``MESH_READY``), trusting that 
 from __future__ import annotations
 
 import json
+import urllib.error
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
@@ -67,8 +69,10 @@ def start_edge(
     log: IO[str] | None = None,
     gateway_args: list[str] | None = None,
     log_dir: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Edge:
-    """Hydra with a registered client, then the gateway; stop both with ``Edge.stop``."""
+    """Hydra with a registered client, then the gateway (``env``: the settings the stack's
+    backends give it, e.g. its registry); stop both with ``Edge.stop``."""
     hydra, client = start_hydra(state, free_ports, log_dir)
     try:
         gateway = start_service(
@@ -85,7 +89,7 @@ def start_edge(
                 AUDIENCE,
                 *(gateway_args or []),
             ],
-            env=consul.identity_env("gateway"),
+            env={**consul.identity_env("gateway"), **(env or {})},
             log=log,
         )
     except BaseException:
@@ -119,6 +123,72 @@ def token_for_state(state: Path) -> str:
         raise SystemExit(message) from exc
 
 
+# The console (docs/console.md): an OAuth2 client of its own, allowed the console's scopes
+# (console:read, console:admin) beside the shop's; its sign-in link carries a fresh token
+# in the URL's fragment (never sent to a server). Admin actions are opt-in: the gateway
+# gets a Consul token of the console-admin policy only when asked (make run CONSOLE_ADMIN=1).
+CONSOLE_SCOPES = ("console:read", "console:admin", "orders:read", "orders:write", "stock:read")
+CONSOLE_ADMIN_POLICY = "console-admin"
+CONSOLE_ADMIN_RULES = (
+    'service_prefix "" { policy = "read" intentions = "write" }\n'
+    'key_prefix "mesh/faults/" { policy = "write" }'
+)
+
+
+def console_client_file(state: Path) -> Path:
+    return state / "oauth" / "console-client.json"
+
+
+def start_console_client(edge: Edge, state: Path) -> str:
+    """Register the console's client, keep it with the console's URL; the sign-in link."""
+    client = edge.hydra.create_client(CONSOLE_SCOPES, (AUDIENCE,), name="meshkit-console")
+    data = {"issuer": edge.hydra.issuer, "console": f"{edge.url}/console", **asdict(client)}
+    write_secret(console_client_file(state), json.dumps(data, indent=2) + "\n")
+    return console_link(state)
+
+
+def console_link(state: Path) -> str:
+    """``<gateway>/console#token=<a fresh access token>`` (``make console``)."""
+    path = console_client_file(state)
+    if not path.exists():
+        raise SystemExit(f"no console client in {path}: is `make run` up?")
+    data = json.loads(path.read_text())
+    client = OAuthClient(
+        data["client_id"], data["client_secret"], tuple(data["scopes"]), tuple(data["audience"])
+    )
+    try:
+        return f"{data['console']}#token={token_from(data['issuer'], client)}"
+    except OSError as exc:
+        message = f"no answer from the issuer {data['issuer']}: is `make run` up? ({exc})"
+        raise SystemExit(message) from exc
+
+
+def console_admin_token_file(consul: ConsulAgent) -> Path:
+    """A Consul token (``<acl dir>/console-admin.token``) that may write every service's
+    intentions and ``mesh/faults/``: for the console's admin actions, never a workload's."""
+    path = consul.tokens_dir / "console-admin.token"
+    if not path.exists():
+        write_secret(path, f"{uuid.uuid4()}\n")
+    secret = path.read_text().strip()
+    for endpoint, body in (
+        ("/v1/acl/policy", {"Name": CONSOLE_ADMIN_POLICY, "Rules": CONSOLE_ADMIN_RULES}),
+        (
+            "/v1/acl/token",
+            {
+                "SecretID": secret,
+                "Description": "the console's admin actions (intentions, faults)",
+                "Policies": [{"Name": CONSOLE_ADMIN_POLICY}],
+            },
+        ),
+    ):
+        try:
+            consul.put(endpoint, body)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 400 or b"already" not in exc.read():
+                raise
+    return path
+
+
 def main() -> None:
     import argparse
 
@@ -126,7 +196,9 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description="Print an access token of make run's client.")
     p.add_argument("--state-dir", type=Path, default=ROOT / ".state")
-    print(token_for_state(p.parse_args().state_dir))
+    p.add_argument("--console", action="store_true", help="the console's sign-in link instead")
+    a = p.parse_args()
+    print(console_link(a.state_dir) if a.console else token_for_state(a.state_dir))
 
 
 if __name__ == "__main__":

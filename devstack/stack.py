@@ -27,6 +27,7 @@ from typing import IO, Self, TypeVar
 from devstack.brokers import BrokerServer, broker_server
 from devstack.consul import ConsulAgent
 from devstack.edge import Edge, start_edge
+from devstack.eureka import EurekaServer
 from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer
 from devstack.postgres import PostgresCluster
@@ -39,6 +40,7 @@ from meshkit.security.certificates import CA, consul_ca_config
 # make run's ports (the README's grpcurl calls use them); order last: it calls inventory.
 SERVICE_PORTS = {"inventory": 50052, "payment": 50053, "shipping": 50054, "order": 50051}
 DOMAIN_SERVICES = tuple(SERVICE_PORTS)
+EUREKA_PORT = 8761  # Eureka's default
 NATS_PORTS = (4222, 8222)  # client, monitoring: the NATS defaults
 
 C = TypeVar("C", bound=ChildProcess)
@@ -128,6 +130,8 @@ class Stack:
         self.ca = new_ca(self.state)
         self.consul: ConsulAgent | None = None
         self.nats: NatsServer | None = None
+        # The registry when it is not Consul's catalog (``discovery``): Eureka.
+        self.eureka: EurekaServer | None = None
         # The broker when it is not NATS (``broker``): Kafka, RabbitMQ, SQS.
         self.broker_server: BrokerServer | None = None
         # The services' databases when they are not SQLite files (``database``).
@@ -147,6 +151,8 @@ class Stack:
             self.start_consul()
             if self.database == "postgres":
                 self.start_postgres()
+            if self.discovery == "eureka":
+                self.start_eureka()
             if self.broker != "nats":
                 self.start_broker()
             elif self.with_nats:
@@ -205,6 +211,35 @@ class Stack:
             self._launcher.nats = self.nats
         return self.nats
 
+    def start_eureka(self) -> EurekaServer:
+        """The Eureka server (``discovery="eureka"``; make run's port 8761 with fixed
+        ports). Consul stays the security plane: CA, ACL tokens, intentions."""
+        if self.eureka is None:
+            self.eureka = EurekaServer(
+                port=EUREKA_PORT if self.fixed_ports else 0, log_path=self.log_dir / "eureka.log"
+            )
+        if not self.eureka.running:
+            self.eureka.start()
+        return self.eureka
+
+    @property
+    def discovery_url(self) -> str:
+        """Where the services find the registry (``--discovery-url``); "" for Consul."""
+        if self.discovery == "eureka":
+            return self.start_eureka().url
+        if self.discovery == "dns":
+            # Consul's DNS interface stands in for Kubernetes' (SRV records of the passing
+            # instances); the instances register in Consul, as the platform would publish.
+            dns_port = self.start_consul().dns_port
+            return f"dns://127.0.0.1:{dns_port}/?name={{service}}.service.consul&register=consul"
+        return ""
+
+    def discovery_env(self, name: str) -> dict[str, str]:
+        """What an instance is told of the registry (a ``Launcher`` env provider)."""
+        if self.discovery == "consul":
+            return {}
+        return {"MESH_DISCOVERY": self.discovery, "MESH_DISCOVERY_URL": self.discovery_url}
+
     def start_postgres(self) -> PostgresCluster:
         """The PostgreSQL cluster (``database="postgres"``): a database and a role per
         domain service, its files in ``<state>/postgres``, the roles' passwords in
@@ -257,6 +292,15 @@ class Stack:
         return self.consul.trust_domain()
 
     def wait_passing(self, service: str, count: int = 1, timeout: float = 15.0) -> None:
+        """Until the stack's registry has ``count`` healthy instances of ``service``."""
+        if self.discovery == "eureka":
+            eureka = self.start_eureka()
+            deadline = time.monotonic() + timeout
+            while len(eureka.instances(service)) < count:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{service}: fewer than {count} UP in Eureka")
+                time.sleep(0.1)
+            return
         assert self.consul is not None, "Consul is not started"
         self.consul.wait_passing(service, count, timeout)
 
@@ -264,6 +308,10 @@ class Stack:
         """A mesh in this process with ``name``'s identity, in this stack."""
         assert self.consul is not None, "Consul is not started"
         config = mesh_config(name, self.consul, self.state, self.nats)
+        if self.discovery != "consul":
+            config = dataclasses.replace(
+                config, discovery=self.discovery, discovery_url=self.discovery_url
+            )
         if self.broker_server is not None:
             config = dataclasses.replace(
                 config, broker=self.broker, broker_url=self.broker_server.url
@@ -286,6 +334,7 @@ class Stack:
         """Starts service processes against this stack's Consul and NATS."""
         if self._launcher is None:
             self._launcher = Launcher(self.start_consul(), self.nats, self.state, log=self.log)
+            self._launcher.env_providers.append(self.discovery_env)
             if self.broker_server is not None:
                 self._launcher.env_providers.append(self.broker_server.env)
             if self.postgres is not None:
@@ -349,6 +398,7 @@ class Stack:
                 log=self.log,
                 gateway_args=list(gateway_args),
                 log_dir=self.log_dir,
+                env=self.discovery_env("gateway"),
             )
         return self.edge
 
@@ -380,6 +430,8 @@ class Stack:
             steps.append(self.nats.stop)
         if self.broker_server is not None:
             steps.append(self.broker_server.stop)
+        if self.eureka is not None:
+            steps.append(self.eureka.stop)
         if self.consul is not None:
             steps.append(self.consul.stop)
         for step in steps:

@@ -21,10 +21,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from meshkit import consul as consul_api
 from meshkit.config import MeshConfig
 from meshkit.database import RUNTIME, Database, Schema, migrate, open_database
-from meshkit.discovery import Discovery
+from meshkit.discovery import open_discovery
+from meshkit.events.brokers import connect_bus
 from meshkit.events.bus import EventBus
 from meshkit.events.envelopes import Envelopes
-from meshkit.events.nats import NatsBus
 from meshkit.events.service_events import Events
 from meshkit.rpc.calls import ClientCalls
 from meshkit.rpc.channels import ServiceChannel, Stub
@@ -43,22 +43,6 @@ S = TypeVar("S")
 BusFactory = Callable[[MeshConfig], Awaitable[EventBus]]
 
 
-async def connect_nats(config: MeshConfig) -> EventBus:
-    """The production broker: NATS JetStream at ``config.nats_url``, as this service's
-    identity with its credential (``config.nats_creds``); a service with a credential of
-    its own binds to the stream, created beforehand by the broker's admin."""
-    events = config.policy.events
-    return await NatsBus.connect(
-        config.nats_url,
-        name=config.instance_id or config.name,
-        stream=events.stream,
-        subjects=events.subjects,
-        creds=config.nats_creds,
-        identity=config.name,
-        manage_stream=config.nats_creds is None,
-    )
-
-
 class Mesh:
     """One instance's view of the mesh; handed to the service's ``setup``."""
 
@@ -71,7 +55,7 @@ class Mesh:
         tracing_: tracing.Tracing | None = None,
         metrics: Metrics | None = None,
         *,
-        bus_factory: BusFactory = connect_nats,
+        bus_factory: BusFactory = connect_bus,
     ) -> None:
         self.config = config
         self.tracer = tracer
@@ -82,7 +66,8 @@ class Mesh:
         self.certificates = certificates
         # Who a call is made for, as the edge passes it in (the mesh file's [end_user]).
         self.end_user = EndUser(config.policy.end_user)
-        self.discovery = Discovery(consul_client)
+        # The registry it finds services in and registers in (--discovery).
+        self.discovery = open_discovery(config, consul_client)
         self._bus_factory = bus_factory
         self._calls = ClientCalls(config.policy.deadlines, tracer)
         self._channels: dict[str, ServiceChannel] = {}
@@ -190,7 +175,7 @@ class Mesh:
 
 
 async def open_mesh(
-    config: MeshConfig, *, bus_factory: BusFactory = connect_nats
+    config: MeshConfig, *, bus_factory: BusFactory = connect_bus
 ) -> tuple[Mesh, Authorizer | None]:
     """The mesh as this instance sees it: certificates, authorization, clients.
 

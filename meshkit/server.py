@@ -26,10 +26,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 
-from meshkit import consul as consul_api
 from meshkit.config import MeshConfig
-from meshkit.lifecycle import announce_ready, registered, stop_event
-from meshkit.mesh import BusFactory, Mesh, connect_nats, open_mesh
+from meshkit.discovery import Registration
+from meshkit.events.brokers import connect_bus
+from meshkit.lifecycle import announce_ready, stop_event
+from meshkit.mesh import BusFactory, Mesh, open_mesh
 from meshkit.rpc.descriptors import add_servicer
 from meshkit.rpc.faults import FaultWatch
 from meshkit.rpc.interceptors import MeshServerInterceptor
@@ -84,7 +85,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     *,
     global_tracer: bool = False,
-    bus_factory: BusFactory = connect_nats,
+    bus_factory: BusFactory = connect_bus,
 ) -> None:
     """Run one instance until ``stop`` is set, or until SIGTERM/SIGINT when ``stop`` is None.
 
@@ -139,17 +140,19 @@ async def serve(
         mesh.start()
         for name in ["", *servers.names]:
             await servers.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        # In the registry (--discovery: Consul, Eureka; DNS: the platform's) while serving.
         await stack.enter_async_context(
-            registered(
-                mesh.consul,
-                name=config.name,
-                instance_id=config.instance_id,
-                address=config.host,
-                port=servers.port,
-                check=consul_api.grpc_check(config.instance_id, config.host, servers.health_port),
-                version=config.version,
-                tags=["grpc", "insecure" if config.insecure else "mtls"],
-                meta=meta,
+            mesh.discovery.registered(
+                Registration(
+                    name=config.name,
+                    instance_id=config.instance_id,
+                    address=config.host,
+                    port=servers.port,
+                    health_port=servers.health_port,
+                    version=config.version,
+                    tags=("grpc", "insecure" if config.insecure else "mtls"),
+                    meta=meta,
+                )
             )
         )
         # Runs first at shutdown: NOT_SERVING before deregistration and the drain.
@@ -186,7 +189,7 @@ def run_service(
     setup: Setup,
     argv: list[str] | None = None,
     *,
-    bus_factory: BusFactory = connect_nats,
+    bus_factory: BusFactory = connect_bus,
 ) -> None:
     """Entry point of ``python -m services.<name>``."""
     config = MeshConfig.from_args(name, sys.argv[1:] if argv is None else argv)

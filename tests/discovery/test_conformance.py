@@ -1,0 +1,149 @@
+"""One discovery suite, passed by every registry's backend: Consul, Eureka, DNS SRV.
+
+Each backend gets a stack of its own (``Stack(discovery=...)``: Consul, and the Eureka
+server for ``eureka``; DNS is Consul's DNS interface standing in for Kubernetes'), real
+instances (``tests.discovery.instance``) registered by the runtime, and a client mesh
+(``order``'s identity) that finds them through its discovery. What each must do:
+register; find the healthy set; drop an instance that went away within the backend's own
+promise (``Discovery.drop_within``); keep the last known set while the registry is down;
+spread calls round robin over the instances through the mesh's channel.
+
+The tests of a backend share its stack and run in order: the outage test, which stops the
+registry, is the last.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from devstack.services import ServiceProcess
+from devstack.stack import Stack
+from meshkit.discovery import Endpoints
+from meshkit.mesh import Mesh, open_mesh
+from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+SERVICE = "inventory"
+MODULE = "tests.discovery.instance"
+SKU = "SKU-BENCH"
+
+
+@pytest.fixture(scope="module", params=["consul", "eureka", "dns"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The backend's stack, with two instances of ``inventory`` healthy in its registry."""
+    kind = request.param
+    stack = Stack(tmp_path_factory.mktemp(f"discovery-{kind}"), nats=False, discovery=kind)
+    try:
+        stack.start()
+        stack.start_services([SERVICE, SERVICE], module=MODULE, wait_passing=False)
+        stack.wait_passing(SERVICE, count=2, timeout=60)
+        yield stack
+    finally:
+        stack.close()
+
+
+def instances(stack: Stack) -> list[ServiceProcess]:
+    return [p for p in stack.launcher.started if p.running]
+
+
+def ports(endpoints: Endpoints | None) -> set[int]:
+    return {e.port for e in endpoints or ()}
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[Mesh]:
+    """A mesh with ``order``'s identity (allowed to call inventory), in the stack."""
+    mesh, _ = await open_mesh(stack.mesh_config("order"))
+    yield mesh
+    await mesh.close()
+
+
+def registered_in(stack: Stack) -> dict[int, dict[str, str]]:
+    """What the registry itself lists for ``inventory``: port -> metadata."""
+    if stack.discovery == "eureka":
+        assert stack.eureka is not None
+        return {int(i["port"]["$"]): i["metadata"] for i in stack.eureka.instances(SERVICE)}
+    assert stack.consul is not None
+    passing = stack.consul.get(f"/v1/health/service/{SERVICE}?passing=1")
+    assert isinstance(passing, list)
+    return {e["Service"]["Port"]: e["Service"]["Meta"] for e in passing}
+
+
+async def served_by(stub: inventory_pb2_grpc.InventoryServiceStub) -> str:
+    call = stub.GetStock(inventory_pb2.GetStockRequest(sku=SKU), timeout=10)
+    await call
+    return dict(await call.trailing_metadata())["served-by"]
+
+
+async def test_instances_register_with_their_port_and_metadata(stack: Stack) -> None:
+    listed = registered_in(stack)
+    running = {p.port: p.info for p in instances(stack)}
+    assert set(listed) == set(running)
+    for port, meta in listed.items():
+        assert meta["version"]
+        assert meta["metrics_port"] == str(running[port]["metrics_port"])
+        if stack.discovery == "eureka":  # Consul has it in the check instead
+            assert meta["health_port"] == str(running[port]["health_port"])
+
+
+async def test_finds_the_healthy_set(stack: Stack, client: Mesh) -> None:
+    found = await client.discovery.find(SERVICE, timeout=30)
+    assert ports(found) == {p.port for p in instances(stack)}
+    assert all(e.address == "127.0.0.1" for e in found)
+
+
+async def test_calls_go_round_robin_over_the_instances(stack: Stack, client: Mesh) -> None:
+    stub = client.stub(inventory_pb2_grpc.InventoryServiceStub, SERVICE)
+    await client.discovery.ready(30)
+    ids = {p.info["instance_id"] for p in instances(stack)}
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    while seen != ids:  # every instance's connection is up
+        seen.add(await served_by(stub))
+        assert time.monotonic() < deadline, f"only {seen} answered, not {ids}"
+    spread = Counter([await served_by(stub) for _ in range(40)])
+    # round robin alternates: each of the two answers half (at least a quarter, here)
+    assert set(spread) == ids and min(spread.values()) >= 10, spread
+
+
+async def test_an_instance_gone_is_dropped_within_the_promise(stack: Stack, client: Mesh) -> None:
+    extra = stack.start_service(SERVICE, module=MODULE, wait_passing=False)
+    stack.wait_passing(SERVICE, count=3, timeout=60)
+    watch = client.discovery.watch(SERVICE)
+    await eventually(lambda: extra.port in ports(watch.value), timeout=30, what="the third found")
+    extra.kill()  # a crash: no deregistration, the registry's own health/lease must tell
+    killed = time.monotonic()
+    promise = client.discovery.drop_within
+    await eventually(
+        lambda: extra.port not in ports(watch.value),
+        timeout=promise,
+        what=f"the killed instance dropped within {promise:g}s ({stack.discovery})",
+    )
+    print(f"{stack.discovery}: dropped {time.monotonic() - killed:.1f}s after the kill")
+    assert ports(watch.value) == {p.port for p in instances(stack)}
+
+
+async def test_the_last_known_set_survives_the_registrys_outage(stack: Stack, client: Mesh) -> None:
+    stub = client.stub(inventory_pb2_grpc.InventoryServiceStub, SERVICE)
+    watch = client.discovery.watch(SERVICE)
+    await eventually(lambda: len(ports(watch.value)) == 2, timeout=30, what="two instances")
+    before = watch.value
+    ids = {p.info["instance_id"] for p in instances(stack)}
+    # The registry goes away: Eureka for eureka; Consul (its catalog, its DNS) otherwise.
+    registry = stack.eureka if stack.discovery == "eureka" else stack.consul
+    assert registry is not None
+    registry.stop()
+    await eventually(lambda: client.discovery.last_error, timeout=30, what="the registry seen down")
+    # Still the same set, and calls still reach both instances: nothing asks the registry.
+    assert watch.value == before
+    spread = Counter([await served_by(stub) for _ in range(20)])
+    assert set(spread) <= ids and sum(spread.values()) == 20, spread
+    assert watch.value == before
