@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,10 +64,9 @@ class Migrations:
     component: str
     directory: Path
 
-    @cached_property
     def _files(self) -> dict[int, tuple[str, dict[str | None, Path]]]:
         """version -> its name and its files by dialect (None: both); bad names, a
-        version without a file for a dialect, and gaps refused."""
+        version without a file for a dialect, and gaps refused. Read at each open."""
         by_version: dict[int, dict[str | None, Path]] = {}
         names: dict[int, str] = {}
         if not self.directory.is_dir():
@@ -105,7 +103,7 @@ class Migrations:
             raise ValueError(f"dialect {dialect!r}: expected one of {', '.join(DIALECTS)}")
         return [
             Step(version, name, (files.get(None) or files[dialect]).read_text())
-            for version, (name, files) in sorted(self._files.items())
+            for version, (name, files) in sorted(self._files().items())
         ]
 
 
