@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install the Docker engine (Debian's docker.io: dockerd, containerd, runc) and debootstrap
+# (the base image is made from the machine's own Debian mirror, no image registry), as root.
+# Nothing is started here: devstack.docker_engine starts a dockerd of its own per run.
+# Prints a label for scripts/setup-step.sh.
+set -euo pipefail
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+if ((${#need[@]})); then
+  [[ $(id -u) == 0 ]] || { echo "install-docker: needs root for apt-get (${need[*]})" >&2; exit 1; }
+  export DEBIAN_FRONTEND=noninteractive
+  apt_get=(apt-get -o DPkg::Lock::Timeout=600)
+  "${apt_get[@]}" install -y --no-install-recommends "${need[@]}" ||
+    { "${apt_get[@]}" update && "${apt_get[@]}" install -y --no-install-recommends "${need[@]}"; }
+fi
+# The engine must not be the system's service (another socket, another data root).
+if command -v systemctl >/dev/null && systemctl is-active --quiet docker 2>/dev/null; then
+  echo "install-docker: note: a system docker service runs too; devstack does not use it" >&2
+fi
+echo "docker engine $(dockerd --version | sed -E 's/^Docker version ([^,]+),.*/\1/')"
