@@ -13,6 +13,7 @@ from pathlib import Path
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from meshkit.config import MeshConfig, parse_duration
+from services.gateway.console.config import ConsoleConfig
 
 DEFAULT_GATEWAY_FILE = Path("infra/gateway/gateway.toml")
 _READ_ONLY = 1  # MethodOptions.NO_SIDE_EFFECTS
@@ -96,6 +97,7 @@ class GatewayConfig:
     audience: str
     policy: GatewayPolicy
     mesh: MeshConfig
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     @classmethod
     def from_args(cls, argv: list[str]) -> GatewayConfig:
@@ -122,6 +124,7 @@ class GatewayConfig:
         p.add_argument("--rate", type=float, help="requests a second per client (overrides)")
         p.add_argument("--burst", type=int, help="burst per client (overrides)")
         p.add_argument("--jwks-min-refetch", help="e.g. 10s (overrides gateway.toml)")
+        ConsoleConfig.add_arguments(p)
         a, rest = p.parse_known_args(argv)
         policy = GatewayPolicy.load(a.gateway_file)
         policy = replace(
@@ -141,4 +144,5 @@ class GatewayConfig:
             audience=a.audience,
             policy=policy,
             mesh=MeshConfig.from_args("gateway", rest),
+            console=ConsoleConfig.from_namespace(a),
         )

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
@@ -162,6 +163,7 @@ class Gateway:
         authenticator: Authenticator,
         bindings: list[Binding],
         issuer: str,
+        extra_routes: Callable[[Gateway], list[BaseRoute]] | None = None,
     ) -> None:
         self.policy = policy
         self.backend = backend
@@ -186,6 +188,8 @@ class Gateway:
             Route("/docs", self.docs, methods=["GET"]),
             Route("/graphql", _GraphQLGuard(self), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", self.graphql),
+            # Before the catch-all of the contracts' routes: the console (console/).
+            *(extra_routes(self) if extra_routes else []),
             Route("/{path:path}", self.rest, methods=_METHODS),
             WebSocketRoute("/{path:path}", self.websocket),
         ]

@@ -21,6 +21,7 @@ from contextlib import AsyncExitStack
 
 import httpx
 import uvicorn
+from starlette.routing import BaseRoute
 
 from meshkit import Mesh
 from meshkit import consul as consul_api
@@ -30,6 +31,7 @@ from meshkit.telemetry import logs
 from services.gateway.auth import Authenticator, Jwks
 from services.gateway.backend import Backend
 from services.gateway.config import GatewayConfig
+from services.gateway.console import Console
 from services.gateway.routes import Gateway
 from services.gateway.transcoding import annotated_files, discover
 
@@ -45,8 +47,20 @@ async def build(config: GatewayConfig, stack: AsyncExitStack) -> tuple[Gateway, 
     jwks = Jwks(config.issuer, http, min_refetch=config.policy.jwks_min_refetch)
     authenticator = Authenticator(jwks, config.audience, leeway=config.policy.leeway)
     backend = Backend(mesh, config.policy, config.mesh.policy.deadlines, mesh.end_user)
+
+    def console(gateway: Gateway) -> list[BaseRoute]:
+        return Console(
+            config.console,
+            gateway.principal,
+            config.mesh.consul_http_addr,
+            config.mesh.consul_token,
+            http,
+            config.mesh.trace_sink,
+            config.mesh.intentions_dir,
+        ).routes()
+
     gateway = Gateway(
-        config.policy, backend, authenticator, discover(annotated_files()), config.issuer
+        config.policy, backend, authenticator, discover(annotated_files()), config.issuer, console
     )
     for b in gateway.router.bindings:
         log.info("route %s %s -> %s", b.http_method, b.template.text, b.rpc)

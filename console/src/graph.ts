@@ -1,0 +1,148 @@
+// The topology as a cytoscape graph: a node per service (its instances and health), an
+// edge per intention between two registered services (allow: green/grey, deny: red,
+// failing calls: amber), labelled with its live rate, errors and p99; dashed edges to the
+// event bus show each service's events handled a second.
+
+import cytoscape from "cytoscape";
+import type { Topology } from "./api";
+import { edgeLabel, edgeLook } from "./model";
+
+const COLORS = { deny: "#d64545", failing: "#e8a33d", live: "#2f9e6b", idle: "#9aa7b4" };
+// Left to right as a request travels: the edge, then the synchronous path, then the saga.
+const POSITIONS: Record<string, { x: number; y: number }> = {
+  gateway: { x: 90, y: 60 },
+  order: { x: 345, y: 170 },
+  inventory: { x: 600, y: 60 },
+  shipping: { x: 120, y: 290 },
+  payment: { x: 570, y: 290 },
+  "events (NATS)": { x: 345, y: 400 },
+};
+
+export class Graph {
+  private cy: cytoscape.Core;
+
+  constructor(private container: HTMLElement) {
+    this.cy = cytoscape({
+      container,
+      userZoomingEnabled: false,
+      userPanningEnabled: false,
+      boxSelectionEnabled: false,
+      autoungrabify: true,
+      style: [
+        {
+          selector: "node",
+          style: {
+            shape: "round-rectangle",
+            width: 150,
+            height: 52,
+            "background-color": "#ffffff",
+            "border-width": 2,
+            "border-color": "data(border)",
+            label: "data(label)",
+            "text-wrap": "wrap",
+            "text-valign": "center",
+            "font-size": 13,
+            "font-family": "system-ui, sans-serif",
+            color: "#1d2733",
+          },
+        },
+        {
+          selector: "node.bus",
+          style: { "background-color": "#f3f5f8", "border-style": "dashed", width: 560, height: 34, color: "#5b6b7b" },
+        },
+        {
+          selector: "edge",
+          style: {
+            width: 3,
+            "curve-style": "bezier",
+            "line-color": "data(color)",
+            "target-arrow-color": "data(color)",
+            "target-arrow-shape": "triangle",
+            label: "data(label)",
+            "font-size": 11,
+            "font-family": "system-ui, sans-serif",
+            color: "#1d2733",
+            "text-background-color": "#ffffff",
+            "text-background-opacity": 0.9,
+            "text-background-padding": "2px",
+            "text-wrap": "wrap",
+            "text-rotation": "none",
+          },
+        },
+        { selector: "edge.deny", style: { "line-style": "solid", width: 4 } },
+        {
+          selector: "edge.events",
+          style: { "line-style": "dashed", width: 1.5, "target-arrow-shape": "none", label: "" },
+        },
+      ],
+    });
+  }
+
+  update(t: Topology): void {
+    const cy = this.cy;
+    const want = new Set<string>();
+    const upsert = (id: string, group: "nodes" | "edges", data: Record<string, unknown>, cls: string) => {
+      want.add(id);
+      const el = cy.getElementById(id);
+      if (el.nonempty()) {
+        // An edge's ends are fixed once made (cytoscape refuses data() that names them).
+        const { source: _s, target: _t, ...rest } = data;
+        el.data(rest);
+        el.classes(cls);
+      } else {
+        cy.add({ group, data: { id, ...data }, classes: cls, position: POSITIONS[id] ?? undefined });
+      }
+    };
+    for (const s of t.services) {
+      const total = s.instances.length;
+      const ok = s.healthy === total && total > 0;
+      upsert(
+        s.name,
+        "nodes",
+        {
+          label: `${s.name}\n${s.healthy}/${total} healthy${s.events_per_s > 0 ? ` · ${s.events_per_s.toFixed(1)} ev/s` : ""}`,
+          border: ok ? COLORS.live : COLORS.deny,
+          healthy: s.healthy,
+          total,
+        },
+        ok ? "service healthy" : "service unhealthy",
+      );
+    }
+    const domain = t.services.filter((s) => s.name !== "gateway");
+    if (domain.length) {
+      upsert("events (NATS)", "nodes", { label: "events (NATS)", border: "#9aa7b4" }, "bus");
+      for (const s of domain) {
+        upsert(`events:${s.name}`, "edges", {
+          source: s.name,
+          target: "events (NATS)",
+          color: "#b8c2cc",
+        }, "events");
+      }
+    }
+    for (const e of t.edges) {
+      const look = edgeLook(e);
+      upsert(`${e.source}->${e.target}`, "edges", {
+        source: e.source,
+        target: e.target,
+        color: COLORS[look],
+        label: e.action === "deny" ? `DENIED\n${edgeLabel(e)}` : edgeLabel(e),
+        look,
+      }, `intention ${look}`);
+    }
+    cy.elements().forEach((el) => {
+      if (!want.has(el.id())) el.remove();
+    });
+    // What the graph shows, for a test to read (the canvas has no DOM of its own).
+    this.container.dataset.edges = JSON.stringify(
+      Object.fromEntries(t.edges.map((e) => [`${e.source}->${e.target}`, edgeLook(e)])),
+    );
+    const unplaced = cy.nodes().filter((n) => !POSITIONS[n.id()]);
+    if (unplaced.nonempty()) cy.layout({ name: "circle" }).run();
+    else cy.fit(undefined, 24);
+  }
+
+  resize(): void {
+    this.cy.resize();
+    this.cy.fit(undefined, 24);
+  }
+}

@@ -1,0 +1,1 @@
+"""The mesh console in a real browser (Debian chromium driven by Playwright)."""
