@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from meshkit.events.bus import ConsumerLag, Handler
 
+BATCH = 8  # messages per delivery: consumers of one group share a burst
+
 
 @dataclass
 class _Message:
@@ -90,13 +92,14 @@ class MemoryBus:
                 _Delivery(self, durable, m, attempt) for m, attempt in group.redeliveries
             ]
             group.redeliveries.clear()
-            while group.cursor < len(self.log):
+            while group.cursor < len(self.log) and len(batch) < BATCH:
                 message = self.log[group.cursor]
                 group.cursor += 1
                 if message.subject in group.subjects:
                     batch.append(_Delivery(self, durable, message, 1))
             if batch:
                 await handler(batch)
+                await asyncio.sleep(0)  # the group's other consumers take the next batch
                 continue
             async with self._wake:
                 await self._wake.wait_for(
