@@ -80,7 +80,8 @@ func validate(name string, r io.Reader, out io.Writer) (int, error) {
 		what, err := check(doc)
 		if err != nil {
 			failed++
-			fmt.Fprintf(out, "error %s#%d %s: %v\n", name, n, what, err)
+			reason := strings.Join(strings.Fields(err.Error()), " ") // one line each
+			fmt.Fprintf(out, "error %s#%d %s: %s\n", name, n, what, reason)
 			continue
 		}
 		fmt.Fprintf(out, "ok %s\n", what)
