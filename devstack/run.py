@@ -22,6 +22,7 @@ import sys
 import threading
 from pathlib import Path
 
+from devstack.edge import console_admin_token_file, start_console_client
 from devstack.stack import DOMAIN_SERVICES, Stack
 from devstack.supervisor import RestartPolicy, Supervisor
 from devstack.tools import ROOT
@@ -95,9 +96,20 @@ def main() -> None:
         )
         running = list(stack.start_services(DOMAIN_SERVICES).values())
         print("starting Ory Hydra (OAuth2) and the API gateway ...", flush=True)
-        edge = stack.start_edge()
+        # The console's admin actions (intentions, faults) are opt-in: CONSOLE_ADMIN=1
+        # gives the gateway a Consul token of their own (docs/console.md).
+        console_admin = os.environ.get("CONSOLE_ADMIN", "") == "1"
+        edge = stack.start_edge(
+            *(["--console-admin-token-file", str(console_admin_token_file(consul))] * console_admin)
+        )
+        console_link = start_console_client(edge, state)
         print(f"\nmeshkit-shop is up (logs in {stack.log_dir}):")
         print(f"  {'consul':<10} http://{consul.http_addr}  (UI at /ui)")
+        if stack.eureka is not None:  # DISCOVERY=eureka
+            print(
+                f"  {'eureka':<10} {stack.eureka.url}  (the registry; dashboard at"
+                f" http://127.0.0.1:{stack.eureka.port}/)"
+            )
         if stack.postgres is not None:  # DATABASE=postgres
             print(
                 f"  {'postgres':<10} {stack.postgres.url}  (a database and a role per service;"
@@ -119,6 +131,11 @@ def main() -> None:
             print(f"  {'traces':<10} {sink}  (make trace ORDER=<order id>)")
         print(f"  {'hydra':<10} {edge.hydra.issuer}  (OAuth2; admin on {edge.hydra.admin_url})")
         print(f"  {'gateway':<10} {edge.url}  (REST, /graphql, /docs; `make token`)")
+        print(
+            f"  {'console':<10} {edge.url}/console  (admin actions"
+            f" {'ON' if console_admin else 'off: make run CONSOLE_ADMIN=1'});"
+            f" sign in with this link (`make console` prints a fresh one):\n    {console_link}"
+        )
         certs = state / "certs" / "operator"
         print(
             "\ntry (see the README for more):\n  ~/.cache/meshkit-shop/bin/grpcurl"
