@@ -7,12 +7,13 @@
 # BENCH_ARGS="--mesh-env OTEL_TRACES_SAMPLER=always_off" (what tracing costs).
 # ghz (the Go load generator) is installed by the first of these, not by `make setup`.
 
-.PHONY: bench bench-quick help-bench
+.PHONY: bench bench-quick help-bench bench-databases
 
 help: help-bench
 help-bench:
 	@echo "make bench              benchmarks: mesh vs bare grpcio per call, order flow, failover, scaling"
 	@echo "make bench-quick        the same benchmarks with tiny counts (proves the harness, < 60 s)"
+	@echo "make bench-databases    the order flow on SQLite and on PostgreSQL side by side (make bench runs it)"
 
 BENCH_TOOLS := $(STAMPS)/python $(STAMPS)/consul $(STAMPS)/ghz
 ALL_TOOLS += $(STAMPS)/ghz
@@ -20,6 +21,12 @@ ALL_TOOLS += $(STAMPS)/ghz
 bench:
 	$(call install,$(BENCH_TOOLS))
 	$(PY) -m bench.run $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-databases
+
+# The order flow per database backend (bench/databases.py; BENCH_DB_ARGS=--quick: tiny).
+bench-databases:
+	$(call install,$(BENCH_TOOLS) $(STAMPS)/postgres)
+	$(PY) -m bench.databases $(BENCH_DB_ARGS)
 
 bench-quick:
 	$(call install,$(BENCH_TOOLS))

@@ -94,6 +94,14 @@ class PostgresConnection(Connection):
         return list(await self.raw.fetch(numbered(sql), *params))
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """A connection back in the pool: only a transaction left open is ended. (asyncpg's
+    default reset, a round trip at every release, undoes session state that nothing here
+    sets: settings, LISTENs, advisory locks held past a transaction.)"""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 class PostgresDatabase(Database):
     """A service's database on a PostgreSQL server, through a pool of connections."""
 
@@ -114,7 +122,7 @@ class PostgresDatabase(Database):
     ) -> PostgresDatabase:
         """A pool to ``dsn`` (``postgresql://<role>@<host>:<port>/<database>``; the
         password from ``PGPASSFILE``), and the migrations (with the runtime's) applied."""
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, reset=_reset)
         db = cls(pool)
         try:
             applied = await migrate(db, with_runtime(schema))

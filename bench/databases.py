@@ -1,0 +1,174 @@
+"""``make bench-databases``: the order flow (section 3's) on SQLite and on PostgreSQL, side
+by side. ``make bench`` runs it after bench.run.
+
+    python -m bench.databases            the full run (~2 minutes)
+    python -m bench.databases --quick    tiny counts: proves the harness
+
+For each backend, a stack of its own: Consul, NATS JetStream, the four real services as
+``make run`` starts them (``DATABASE=sqlite``: a file each; ``DATABASE=postgres``: one
+PostgreSQL 15 cluster, a database and a role each, as devstack/postgres.py sets it up),
+and orders placed by bench.client at a fixed rate, then at saturation, each followed from
+its PlaceOrder call to the saga's final event. The table has a column per backend and
+load; the JSON, every raw measurement, goes to bench/results/databases-<timestamp>.json.
+CPU: the four services' processes, and Postgres' own (its server and backends) apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.load import python_client
+from bench.profiles import PROFILES, Profile
+from bench.report import Report, machine_info, write_json
+from bench.servers import SKU
+from bench.stack import Stack
+from devstack.nats import OBSERVER
+
+SECTION = "databases: the order flow on SQLite and on PostgreSQL"
+SERVICES = ("inventory", "payment", "shipping", "order")
+BACKENDS = ("sqlite", "postgres")
+SAGA_TIMEOUT = "300"
+RESULTS = Path(__file__).resolve().parent / "results"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants, the ended ones it has reaped included
+    (Postgres: the postmaster and its backends)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:  # ended meanwhile: its time is in its parent's now
+        return 0.0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    own = sum(int(f) for f in fields[11:15]) / _TICK  # utime, stime, cutime, cstime
+    return own + sum(tree_cpu(int(child)) for child in children)
+
+
+def measure(database: str, profile: Profile) -> dict[str, Any]:
+    """The order flow on ``database``, at ``profile``'s fixed rate and at saturation."""
+    with Stack() as stack:
+        stack.start_consul()
+        nats = stack.start_nats()
+        env: dict[str, dict[str, str]] = {name: {} for name in SERVICES}
+        if database == "postgres":
+            postgres = stack.start_postgres()
+            for name in SERVICES:
+                env[name].update(postgres.env(name))
+        seed = stack.state / "inventory-seed.json"
+        seed.write_text(json.dumps({SKU: 10**12}))
+        env["inventory"]["SHOP_INVENTORY_SEED"] = str(seed)
+        env["order"]["SHOP_ORDER_SAGA_TIMEOUT"] = SAGA_TIMEOUT
+        procs = dict(zip(SERVICES, stack.domain_services(list(SERVICES), env), strict=True))
+        for name in SERVICES:
+            stack.wait_passing(name)
+        base = [
+            "--consul", stack.consul_addr,
+            "--state-dir", str(stack.state),
+            "--nats", stack.nats_url,
+            "--nats-creds", str(nats.creds(OBSERVER)),
+            "--settle", str(profile.orders_settle),
+            "--timeout", "10",
+        ]  # fmt: skip
+
+        def orders(*extra: str) -> dict[str, Any]:
+            before = {name: p.cpu() for name, p in procs.items()}
+            pg_before = tree_cpu(stack.postgres.pid) if stack.postgres else 0.0
+            result = python_client("orders", [*base, *extra], log=stack.log)
+            placed = result["placed"] or float("nan")
+            cpu = {name: p.cpu() - before[name] for name, p in procs.items()}
+            result["services_cpu_ms_per_order"] = sum(cpu.values()) / placed * 1000
+            if stack.postgres is not None:
+                pg = tree_cpu(stack.postgres.pid) - pg_before
+                result["postgres_cpu_ms_per_order"] = pg / placed * 1000
+            return result
+
+        fixed = orders(
+            "--rate", str(profile.orders_rate),
+            "--duration", str(profile.orders_seconds),
+            "--warmup", "20",
+        )  # fmt: skip
+        saturated = orders(
+            "--concurrency", str(profile.orders_concurrency),
+            "--total", str(profile.orders_total),
+        )  # fmt: skip
+        rss = {name: p.peak_rss_mib() for name, p in procs.items()}
+        for proc in procs.values():
+            stack.stop(proc)
+        return {"fixed_rate": fixed, "saturation": saturated, "peak_rss_mib": rss}
+
+
+def run(profile: Profile, report: Report) -> dict[str, Any]:
+    raw = {}
+    for database in BACKENDS:
+        began = time.monotonic()
+        print(f"bench: the order flow on {database} ...", file=sys.stderr, flush=True)
+        raw[database] = measure(database, profile)
+        print(f"bench: {database} took {time.monotonic() - began:.0f} s", file=sys.stderr)
+    rate = profile.orders_rate
+    report.describe(
+        SECTION,
+        "the four services as `make run DATABASE=...` starts them; an order is followed from"
+        " its PlaceOrder call\nto the saga's final event. A stack of its own per backend.",
+    )
+    for database in BACKENDS:
+        for load, r in ((f"{rate:g}/s", "fixed_rate"), ("saturation", "saturation")):
+            m = raw[database][r]
+            column = f"{database} {load}"
+            report.add(SECTION, "orders placed", m["placed"], "", column=column)
+            report.add(SECTION, "reached CONFIRMED", m["confirmed"], "", column=column)
+            report.add(SECTION, "not final when the run ended", m["unfinished"], "", column=column)
+            report.add(SECTION, "failed PlaceOrder calls", m["place_errors"], "", column=column)
+            report.add(SECTION, "orders/s to a final state", m["final_per_s"], "/s", column=column)
+            report.add(SECTION, "PlaceOrder call p50", m["place_p50_ms"], "ms", column=column)
+            report.add(
+                SECTION, "PlaceOrder -> CONFIRMED p50", m["confirm"]["p50_ms"], "ms",
+                column=column,
+            )  # fmt: skip
+            report.add(
+                SECTION, "PlaceOrder -> CONFIRMED p99", m["confirm"]["p99_ms"], "ms",
+                column=column,
+            )  # fmt: skip
+            report.add(
+                SECTION, "services' CPU per order (4 processes)",
+                m["services_cpu_ms_per_order"], "ms", column=column,
+            )  # fmt: skip
+            report.add(
+                SECTION, "Postgres' CPU per order (server + backends)",
+                m.get("postgres_cpu_ms_per_order", 0.0), "ms", column=column,
+            )  # fmt: skip
+    return raw
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.databases", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="tiny counts: proves the harness")
+    p.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
+    a = p.parse_args(argv)
+    profile = PROFILES["quick" if a.quick else "full"]
+    started = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = Report(profile.name, f"databases-{started}")
+    machine = machine_info()
+    t0 = time.monotonic()
+    try:
+        report.raw["databases"] = run(profile, report)
+    except Exception as exc:
+        report.errors["databases"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        machine["seconds"] = time.monotonic() - t0
+        print(report.table())
+        path = write_json(report, a.out, machine)
+        print(f"\n{len(report.figures)} figures in {machine['seconds']:.0f} s; JSON: {path}")
+    return 1 if report.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
