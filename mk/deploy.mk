@@ -5,23 +5,32 @@
 #                         of every object against k8s.io/api (deploy/validate)
 #   make manifests        render deploy/k8s/ again from the chart (commit it)
 #   make workflows-check  actionlint over .github/workflows
+#   make test-tier TIER=<dir>  setup-all, then the tests of tests/<dir> alone (each CI job
+#                         runs one tier: .github/workflows/ci.yml)
 # helm, actionlint and the validator are built from the Go module proxy by the first of
 # these (scripts/install-deploy-tools.sh), not by `make setup`.
 
-.PHONY: chart manifests workflows-check help-deploy
+.PHONY: chart manifests workflows-check test-tier help-deploy
 
 help: help-deploy
 help-deploy:
 	@echo "make chart              helm lint + template (each value set) + strict decode against k8s.io/api"
 	@echo "make manifests          render deploy/k8s/ from the Helm chart again (commit the result)"
 	@echo "make workflows-check    actionlint over .github/workflows"
+	@echo "make test-tier TIER=x   the tests of tests/x alone, after setup-all (a CI job per tier)"
 
 DEPLOY_STAMPS := $(STAMPS)/helm $(STAMPS)/actionlint $(STAMPS)/k8s-validate
 ALL_TOOLS += $(DEPLOY_STAMPS)
 
-$(STAMPS)/helm $(STAMPS)/actionlint: scripts/install-deploy-tools.sh
+$(STAMPS)/helm: scripts/install-deploy-tools.sh
 	@mkdir -p $(STAMPS)
 	@$(STEP) $(@F) $(NICE) bash scripts/install-deploy-tools.sh $(@F)
+	@touch $@
+
+# actionlint runs shellcheck over the workflows' run: scripts.
+$(STAMPS)/actionlint: scripts/install-deploy-tools.sh
+	@mkdir -p $(STAMPS)
+	@$(STEP) $(@F) $(NICE) bash scripts/install-deploy-tools.sh shellcheck $(@F)
 	@touch $@
 
 $(STAMPS)/k8s-validate: scripts/install-deploy-tools.sh $(wildcard deploy/validate/*.go) \
@@ -40,4 +49,10 @@ manifests:
 
 workflows-check:
 	$(call install,$(STAMPS)/actionlint)
-	$$(bash scripts/install-deploy-tools.sh actionlint)/actionlint -color
+	bin=$$(bash scripts/install-deploy-tools.sh shellcheck actionlint) && \
+		$$bin/actionlint -color -shellcheck $$bin/shellcheck
+
+test-tier:
+	@test -n "$(TIER)" -a -d "tests/$(TIER)" || { echo "usage: make test-tier TIER=<a directory of tests/>" >&2; exit 2; }
+	$(call install,$(ALL_TOOLS))
+	$(PY) -m pytest -q tests/$(TIER) $(PYTEST_ARGS)

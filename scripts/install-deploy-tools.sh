@@ -4,6 +4,7 @@
 # Prints that directory.
 #   helm:         renders and lints the chart (deploy/helm/meshkit-shop), from the Go module proxy
 #   actionlint:   checks the GitHub Actions workflows (.github/workflows)
+#   ShellCheck:   what actionlint checks the workflows' scripts with (Debian's package)
 #   k8s-validate: deploy/validate, the strict decoder of manifests against k8s.io/api; cached
 #                 by the hash of its sources, so an edit there builds it again
 #   usage: scripts/install-deploy-tools.sh [name...]   (no name: every tool)
@@ -16,7 +17,7 @@ declare -A TOOLS=(
   [actionlint]="github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 )
 names=("$@")
-((${#names[@]})) || names=(helm actionlint k8s-validate)
+((${#names[@]})) || names=(helm actionlint shellcheck k8s-validate)
 mkdir -p "$BIN"
 command -v go >/dev/null || { echo "install-deploy-tools: Go toolchain not found" >&2; exit 1; }
 
@@ -25,7 +26,21 @@ validator_version() {
 }
 
 for name in "${names[@]}"; do
-  if [[ "$name" == k8s-validate ]]; then
+  if [[ "$name" == shellcheck ]]; then
+    if ! command -v shellcheck >/dev/null; then
+      echo "install-deploy-tools: apt-get install shellcheck" >&2
+      sudo=()
+      ((EUID == 0)) || sudo=(sudo)
+      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
+        install -y --no-install-recommends shellcheck >&2 || {
+        "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update >&2
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 \
+          install -y --no-install-recommends shellcheck >&2
+      }
+    fi
+    ln -sfn "$(command -v shellcheck)" "$BIN/shellcheck"
+    continue
+  elif [[ "$name" == k8s-validate ]]; then
     version=$(validator_version)
     if [[ ! -x "$BIN/$name-$version" ]]; then
       echo "install-deploy-tools: go build deploy/validate" >&2
@@ -36,7 +51,7 @@ for name in "${names[@]}"; do
   else
     pkg=${TOOLS[$name]:-}
     [[ -n "$pkg" ]] || {
-      echo "install-deploy-tools: unknown tool $name (${!TOOLS[*]} k8s-validate)" >&2
+      echo "install-deploy-tools: unknown tool $name (${!TOOLS[*]} shellcheck k8s-validate)" >&2
       exit 2
     }
     version=${pkg##*@}
