@@ -543,6 +543,7 @@ def run_main(argv: list[str] | None = None) -> None:
         stack = ContainerStack(a.state_dir, Runtime(engine))
         try:
             stack.start_all()
+            operator_certs(stack)
             print_summary(stack)
             print("Ctrl-C stops everything", flush=True)
             with contextlib.suppress(KeyboardInterrupt):
@@ -550,6 +551,18 @@ def run_main(argv: list[str] | None = None) -> None:
                     time.sleep(3600)
         finally:
             stack.close()
+
+
+def operator_certs(stack: ContainerStack) -> Path:
+    """The operator's client certificate (its own Consul token, a leaf from the signer) in
+    ``<state>/certs/operator``, for grpcurl from the host."""
+    from meshkit.tools.certs import main as mesh_cli
+
+    assert stack.consul is not None
+    stack.consul.service_token("operator")
+    args = ["--state-dir", str(stack.state), "certs", "issue", "operator"]
+    mesh_cli([*args, "--consul", stack.consul.http_addr])
+    return stack.state / "certs" / "operator"
 
 
 def print_summary(stack: ContainerStack) -> None:
@@ -560,8 +573,12 @@ def print_summary(stack: ContainerStack) -> None:
     for name, proc in stack.services.items():
         print(f"{name:9} {proc.address}")
     print(f"gateway   {stack.edge.url}")
-    print(f"operator: .venv/bin/python -m meshkit.tools.certs --state-dir {stack.state} "
-          f"certs issue operator --consul {stack.consul.http_addr}")  # fmt: skip
+    certs = stack.state / "certs" / "operator"
+    print(
+        f"grpcurl:  ~/.cache/meshkit-shop/bin/grpcurl -cacert {certs}/ca.pem"
+        f" -cert {certs}/cert.pem -key {certs}/key.pem -max-time 10"
+        f" {stack.services['order'].address} list"
+    )
 
 
 if __name__ == "__main__":

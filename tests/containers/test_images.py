@@ -27,10 +27,10 @@ from devstack.containers import (
     build_images,
     image,
     image_sizes,
+    operator_certs,
 )
 from devstack.docker_engine import DockerEngine
 from devstack.tools import go_tool
-from meshkit.tools.certs import main as mesh_cli
 from tests.support.polling import eventually_sync
 
 # The cold path (debootstrap, apt-get in the build, the venv) takes minutes on 2 cores.
@@ -145,21 +145,7 @@ def test_the_service_images_have_a_health_check_that_turns_healthy(
 
 
 def test_an_order_placed_with_grpcurl_from_the_host_is_confirmed(stack: ContainerStack) -> None:
-    consul = stack.consul
-    assert consul is not None
-    consul.service_token("operator")
-    mesh_cli(
-        [
-            "--state-dir",
-            str(stack.state),
-            "certs",
-            "issue",
-            "operator",
-            "--consul",
-            consul.http_addr,
-        ]
-    )
-    certs = stack.state / "certs" / "operator"
+    certs = operator_certs(stack)  # as make run-containers prints it
     gc = [
         go_tool("grpcurl"),
         "-cacert", str(certs / "ca.pem"),
