@@ -13,7 +13,13 @@ key=$(find infra/eureka -type f -not -path '*/target/*' | sort | xargs sha256sum
 DIR="$CACHE_DIR/eureka-$NETFLIX_VERSION-$key"
 
 if [[ ! -f "$DIR/eureka-server.jar" ]]; then
-  command -v mvn >/dev/null || { echo "install-eureka: Maven (mvn) not found" >&2; exit 1; }
+  if ! command -v mvn >/dev/null || ! command -v java >/dev/null; then
+    # Debian's Maven and JDK (17 on bookworm); another setup step may hold the dpkg lock.
+    ((EUID == 0)) || { echo "install-eureka: Maven and a JDK 17+ are needed (apt-get install maven openjdk-17-jdk-headless)" >&2; exit 1; }
+    echo "install-eureka: apt-get install maven openjdk-17-jdk-headless" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
+      --no-install-recommends maven openjdk-17-jdk-headless >&2
+  fi
   java_major=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/.*java.specification.version = //p')
   ((${java_major:-0} >= 17)) || { echo "install-eureka: Java 17+ needed, found ${java_major:-none}" >&2; exit 1; }
   work="$(mktemp -d)"
