@@ -6,9 +6,10 @@ a store reads a row to decide a write, it reads it ``FOR UPDATE``: the row stays
 until the commit, and a concurrent transaction that wants it waits and then sees the
 committed row (two reservations of the last item: the second finds none left). Rows that
 must exist once (a payment per order, an event id processed) have a unique key, so the
-loser of a race for one fails its transaction, whose effects all roll back; the event it
-was handling is delivered again and found handled. A deadlock (two transactions locking
-rows in opposite orders) fails one of them the same way. Reads outside a transaction see
+loser of a race for one fails its transaction, whose effects all roll back, with
+``meshkit.errors.Aborted`` (ABORTED to a client: try again); the event it was handling is
+delivered again and found handled. A deadlock (two transactions locking rows in opposite
+orders) fails one of them the same way. Reads outside a transaction see
 committed data only.
 
 The statements are the stores' portable SQL: ``?`` placeholders are numbered (``$1``,
@@ -31,8 +32,18 @@ import asyncpg
 
 from meshkit.database import Connection, Database, Row, with_runtime
 from meshkit.database.migrations import Migrations, migrate
+from meshkit.errors import Aborted
 
 log = logging.getLogger("mesh.database")
+
+# What a transaction can lose to a concurrent one: it is rolled back, and raised as
+# ``Aborted`` (gRPC's ABORTED: try again), its cause attached. An event handler's event is
+# delivered again; a client's call may be retried.
+CONFLICTS = (
+    asyncpg.UniqueViolationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
 
 # Connections per instance: a transaction holds one; reads outside a transaction take one
 # briefly. Four services with a few instances each stay far below max_connections.
@@ -135,8 +146,15 @@ class PostgresDatabase(Database):
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Connection]:
-        async with self.pool.acquire() as raw, raw.transaction():
-            yield PostgresConnection(raw)
+        try:
+            async with self.pool.acquire() as raw, raw.transaction():
+                yield PostgresConnection(raw)
+        except CONFLICTS as exc:  # rolled back: the caller may try again
+            raise Aborted(
+                f"the change conflicted with a concurrent one ({type(exc).__name__}"
+                f"{' on ' + exc.constraint_name if getattr(exc, 'constraint_name', None) else ''});"
+                " nothing was changed: try again"
+            ) from exc
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         return await self.pool.fetchrow(numbered(sql), *params)

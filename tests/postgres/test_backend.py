@@ -14,6 +14,7 @@ import pytest
 from devstack.postgres import PostgresCluster
 from meshkit.database import Database, Migrations, fetch_one
 from meshkit.database.postgres import PostgresDatabase, numbered
+from meshkit.errors import Aborted
 from services.inventory.store import SCHEMA as INVENTORY
 from services.inventory.store import InventoryStore
 from services.payment.store import SCHEMA as PAYMENT
@@ -95,7 +96,8 @@ async def test_one_event_handled_by_two_instances_at_once_takes_effect_once(
 ) -> None:
     """Two instances handling the same event (a redelivery while the first still works on
     it): the second one's record of the event id waits for the first's commit, then
-    fails, and its transaction (its effects with it) rolls back."""
+    fails (ABORTED: its event is delivered again), and its transaction, its effects with
+    it, rolls back."""
     first = await PostgresDatabase.connect(as_alpha, [])
     second = await PostgresDatabase.connect(as_alpha, [])
     sql = "INSERT INTO mesh_processed_events VALUES (?, 'Test', 0)"
@@ -117,8 +119,9 @@ async def test_one_event_handled_by_two_instances_at_once_takes_effect_once(
     await eventually(lambda: waiting_for_a_lock(as_alpha), what="the second one waiting")
     release.set()
     await winner
-    with pytest.raises(asyncpg.UniqueViolationError):
+    with pytest.raises(Aborted, match="conflicted with a concurrent one") as aborted:
         await loser
+    assert isinstance(aborted.value.__cause__, asyncpg.UniqueViolationError)
     rows = await first.fetch_all("SELECT event_id FROM mesh_outbox ORDER BY event_id")
     assert [r["event_id"] for r in rows] == ["effect-1"]
     await first.close()
