@@ -148,6 +148,8 @@ class Stack:
     def start(self) -> Self:
         """Consul, then NATS (unless ``nats=False``); on failure everything is stopped."""
         try:
+            if self.broker != "nats":
+                self._broker().launch()  # it starts while Consul does
             self.start_consul()
             if self.database == "postgres":
                 self.start_postgres()
@@ -264,6 +266,10 @@ class Stack:
         service launched gets its settings (``env``)."""
         if self.broker == "nats":
             return self.start_nats()  # type: ignore[return-value]
+        server = self._broker()
+        return server.wait_ready() if server.running else server.start()
+
+    def _broker(self) -> BrokerServer:
         if self.broker_server is None:
             self.broker_server = broker_server(
                 self.broker,
@@ -273,8 +279,6 @@ class Stack:
             )
             if self._launcher is not None:
                 self._launcher.env_providers.append(self.broker_server.env)
-        if not self.broker_server.running:
-            self.broker_server.start()
         return self.broker_server
 
     @property

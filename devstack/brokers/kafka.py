@@ -32,6 +32,8 @@ from devstack.tools import ROOT
 KAFKA_PORTS = (9092, 9093)  # client, controller: Kafka's defaults (make run's)
 READY_LINE = "Kafka Server started"
 JVM_OPTIONS = [
+    # C1 only: half the CPU to start (a loaded 2-core machine), ample for a dev broker
+    "-XX:TieredStopAtLevel=1",
     "-Xms64m",
     "-Xmx512m",
     "-XX:+UseSerialGC",  # one small broker on a shared machine: no parallel GC threads
@@ -152,6 +154,7 @@ class KafkaServer(ChildProcess):
             [
                 java(),
                 "-Xmx256m",
+                "-XX:TieredStopAtLevel=1",
                 "-cp",
                 f"{kafka_lib()}/*",
                 "kafka.tools.StorageTool",
