@@ -22,6 +22,7 @@ import sys
 import threading
 from pathlib import Path
 
+from devstack.brokers import LABELS
 from devstack.edge import console_admin_token_file, start_console_client
 from devstack.stack import DOMAIN_SERVICES, Stack
 from devstack.supervisor import RestartPolicy, Supervisor
@@ -81,11 +82,11 @@ def main() -> None:
         discovery=a.discovery,
         database=a.database,
     )
-    print("starting Consul (dev agent) and NATS (JetStream) ...", flush=True)
+    print(f"starting Consul (dev agent) and {LABELS[a.broker]} ...", flush=True)
     try:
         stack.start()
-        assert stack.consul is not None and stack.nats is not None
-        consul, nats = stack.consul, stack.nats
+        assert stack.consul is not None
+        consul = stack.consul
         print("intentions:", ", ".join(stack.intentions))
         consul.service_token("operator")  # the operator's identity, for its certificate
         # The identity of the client examples in clients/ (docs/clients.md): its token is
@@ -115,7 +116,12 @@ def main() -> None:
                 f"  {'postgres':<10} {stack.postgres.url}  (a database and a role per service;"
                 f" data in {stack.postgres.pgdata}, passwords in {stack.postgres.auth_dir})"
             )
-        print(f"  {'nats':<10} {nats.url}  (JetStream, monitoring on :{nats.monitor_port})")
+        if stack.nats is not None:  # the event broker: NATS, or BROKER=...'s
+            nats = stack.nats
+            print(f"  {'nats':<10} {nats.url}  (JetStream, monitoring on :{nats.monitor_port})")
+        if stack.broker_server is not None:
+            where = f"{stack.broker_server.url}  ({LABELS[a.broker]}, data in {state / a.broker})"
+            print(f"  {a.broker:<10} {where}")
         for s in running:
             print(
                 f"  {s.name:<10} {s.address}  (gRPC + mTLS, health on :{s.info['health_port']},"

@@ -25,6 +25,14 @@ SERVERS: dict[str, str] = {
     "sqs": "devstack.brokers.sqs:SQSServer",
 }
 
+# What make run's summary calls each.
+LABELS: dict[str, str] = {
+    "nats": "NATS JetStream",
+    "kafka": "Apache Kafka, KRaft",
+    "rabbitmq": "RabbitMQ",
+    "sqs": "SQS",
+}
+
 
 class BrokerServer(Protocol):
     """What a stack needs of a broker's server (the module's doc)."""
