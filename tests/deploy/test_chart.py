@@ -6,6 +6,7 @@ are dependencies that cannot be downloaded here: rendered with both disabled."""
 from __future__ import annotations
 
 import json
+import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,6 @@ def objects(text: str) -> list[dict[str, Any]]:
 
 def by_kind(objs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {o["metadata"]["name"]: o for o in objs if o["kind"] == kind}
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, str]:
-    return {name: render.render(name) for name in render.VALUE_SETS}
 
 
 @pytest.fixture(scope="module")
@@ -234,3 +230,31 @@ def test_chart_files_are_the_projects() -> None:
     for link in [files / "mesh.toml", files / "gateway.toml", *files.glob("intentions/*")]:
         assert link.is_symlink(), link
         assert Path(link.resolve()).is_relative_to(render.ROOT / "infra"), link
+
+
+def test_bad_values_are_refused_naming_the_field() -> None:
+    """values.schema.json: a typo'd key or a value out of its set fails the render."""
+    with pytest.raises(RuntimeError) as err:
+        render.render(
+            "default", ["--set", "mesh.discovery=dsn", "--set", "services.order.replicaz=2"]
+        )
+    assert "at '/mesh/discovery': value must be one of 'consul', 'dns', 'eureka'" in str(err.value)
+    assert "at '/services/order': additional properties 'replicaz' not allowed" in str(err.value)
+
+
+def test_job_scripts_pass_shellcheck(default: list[dict[str, Any]], tmp_path: Path) -> None:
+    """The hooks' shell scripts (Consul bootstrap, NATS stream), as /bin/sh runs them."""
+    jobs = by_kind(default, "Job")
+    assert set(jobs) == {"meshkit-consul-bootstrap", "meshkit-nats-stream"}
+    for name, job in jobs.items():
+        (container,) = job["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["/bin/sh", "-ec"]
+        script = tmp_path / f"{name}.sh"
+        script.write_text(container["args"][0])
+        checked = subprocess.run(
+            [render.tool("shellcheck"), "--shell=sh", str(script)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout

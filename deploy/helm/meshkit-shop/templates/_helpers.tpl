@@ -95,9 +95,9 @@ affinity:
 {{- end }}
 {{- end -}}
 
-{{/* The environment of a mesh workload (meshkit.config.MeshConfig.from_args); `name`, `root`. */}}
-{{- define "meshkit.meshEnv" -}}
-{{- $v := .root.Values -}}
+{{/* The pod's own facts (downward API): first in a container's env, as $(VAR) refers
+     only to variables defined before it. */}}
+{{- define "meshkit.podEnv" -}}
 - name: POD_IP
   valueFrom:
     fieldRef:
@@ -110,6 +110,15 @@ affinity:
   valueFrom:
     fieldRef:
       fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+{{- end -}}
+
+{{/* The environment of a mesh workload (meshkit.config.MeshConfig.from_args); `name`, `root`. */}}
+{{- define "meshkit.meshEnv" -}}
+{{- $v := .root.Values -}}
 - name: MESH_INSTANCE_ID
   value: "$(POD_NAME)"
 - name: CONSUL_HTTP_ADDR
@@ -131,10 +140,6 @@ affinity:
 - name: MESH_DISCOVERY_URL
   value: "dns:///?name=_grpc._tcp.{service}.{namespace}.svc.{{ $v.mesh.clusterDomain }}"
 {{- end }}
-- name: POD_NAMESPACE
-  valueFrom:
-    fieldRef:
-      fieldPath: metadata.namespace
 - name: MESH_BROKER
   value: nats
 - name: NATS_URL
