@@ -75,7 +75,9 @@ class Hydra(ChildProcess):
 
     def is_ready(self) -> bool:
         self._get(f"{self.admin_url}/health/ready")
-        self._get(f"{self.issuer}/.well-known/openid-configuration")
+        # The first discovery request makes Hydra generate its ID-token key pair (RSA), which
+        # takes seconds on a loaded machine; a client that gives up makes it start over.
+        self._get(f"{self.issuer}/.well-known/openid-configuration", timeout=30)
         return True
 
     def create_client(
@@ -123,8 +125,8 @@ class Hydra(ChildProcess):
         return str(out["keys"][0]["kid"])
 
     @staticmethod
-    def _get(url: str) -> Any:
-        with urllib.request.urlopen(url, timeout=2) as resp:
+    def _get(url: str, timeout: float = 2) -> Any:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return json.loads(resp.read() or b"null")
 
     @staticmethod
