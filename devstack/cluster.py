@@ -44,7 +44,7 @@ from typing import IO, Self, TypeVar
 
 from devstack.cluster_consul import ClusterAgent, gossip_key
 from devstack.cluster_nats import NatsNode, StreamState, ensure_replicated_stream
-from devstack.edge import AUDIENCE, start_hydra
+from devstack.edge import AUDIENCE, SCOPES, write_client
 from devstack.hydra import Hydra, OAuthClient
 from devstack.intentions import apply_intentions
 from devstack.process import ChildProcess
@@ -83,6 +83,18 @@ class Instance:
     def launch(self) -> ServiceProcess:
         self.proc = self.node.launcher.launch(self.service, *self.args, env=self.env)
         return self.proc
+
+    def start(self, attempts: int = 3) -> ServiceProcess:
+        """A new process, ready; one that dies before it is ready (seen: SIGABRT at start
+        on a machine loaded many times over) is started again, as a supervisor would."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.launch().wait_ready(READY_TIMEOUT)
+            except RuntimeError as exc:  # it exited before it was ready
+                if attempt == attempts:
+                    raise
+                print(f"{self.service} on {self.node.name}: {str(exc)[:200]}; starting it again")
+        raise AssertionError("unreachable")
 
     def where(self) -> str:
         if self.proc is None or not self.proc.info:
@@ -144,6 +156,7 @@ class Cluster:
         self.oauth_client: OAuthClient | None = None
         self.intentions: list[str] = []
         self._gossip = gossip_key()
+        self._token = ""
         self._log: IO[str] | None = None
         self._nodes, self._raft_multiplier = nodes, raft_multiplier
 
@@ -155,9 +168,12 @@ class Cluster:
         on failure everything started is stopped."""
         try:
             self._fresh_dirs()
+            if self.with_edge:  # its keys take a while to make: it starts beside the rest
+                self.hydra = Hydra(0, 0, log_path=self.log_dir / "hydra.log").launch()
             self._start_servers()
             self._start_control()
             self._start_nodes()
+            self._start_edge()
             self._start_instances()
         except BaseException:
             self.close()
@@ -200,13 +216,11 @@ class Cluster:
         return tuple(s.serf_lan_addr for s in self.servers)
 
     def _start_control(self) -> None:
-        self.out("starting the control node: a Consul client agent, the signer, Ory Hydra ...")
+        self.out("starting the control node: a Consul client agent, the signer ...")
         self.control = self._agent("control", False, self.join)
         start_together([self.control])
         self.control.service_token("operator")  # the operator's identity: tools, tests
         start_signer(self.state, self.control, self.ca, self.log_dir / "signer.log")
-        if self.with_edge:
-            self.hydra, self.oauth_client = start_hydra(self.state, True, self.log_dir)
 
     def _start_nodes(self) -> None:
         names = [f"node-{i}" for i in range(1, self._nodes + 1)]
@@ -240,6 +254,22 @@ class Cluster:
         """Where an instance gets its leaf: the signer of the control node."""
         assert self.control is not None
         return {"MESH_SIGNER_URL": self.control.signer_url}
+
+    def _start_edge(self) -> None:
+        """Hydra ready, and a client of the shop's scopes registered (``oauth/client.json``)."""
+        if self.hydra is not None:
+            self.hydra.wait_ready(READY_TIMEOUT)
+            self.oauth_client = self.hydra.create_client(SCOPES, (AUDIENCE,), name="cluster")
+            write_client(self.state, self.hydra.issuer, self.oauth_client)
+            self.access_token()  # Hydra makes its signing key on the first: not on a call's time
+
+    def access_token(self) -> str:
+        """An access token of the cluster's OAuth2 client (the first is kept: an hour's)."""
+        hydra, client = self.hydra, self.oauth_client
+        assert hydra is not None and client is not None, "the cluster has no edge"
+        if not self._token:
+            self._token = wait_for(lambda: hydra.token(client), READY_TIMEOUT, "a token")
+        return self._token
 
     def _start_instances(self) -> None:
         plan = [(s, "") for s in DOMAIN_SERVICES for _ in range(self.replicas)]
@@ -282,7 +312,8 @@ class Cluster:
 
     @property
     def services(self) -> list[str]:
-        return list(dict.fromkeys(i.service for i in self.instances()))
+        """The services that have instances, domain services first."""
+        return [s for s in (*DOMAIN_SERVICES, GATEWAY) if self.instances(s)]
 
     def node(self, name: str) -> Node:
         return next(n for n in self.nodes if n.name == name)
@@ -330,8 +361,11 @@ class Cluster:
         """The event stream's leader and replicas, as a running node sees them."""
         stream = self.nats_nodes[0].events.stream
         for nats in self.nats_nodes:
-            if nats.running and (info := nats.stream_cluster(stream)).get("leader"):
-                return StreamState(str(info["leader"]), list(info.get("replicas") or []))
+            if nats.running and (leader := nats.stream_cluster(stream).get("leader")):
+                # Only the leader knows whether each follower is current.
+                info = self.nats_node(str(leader)).nats.stream_cluster(stream)
+                if info.get("leader") == leader:
+                    return StreamState(str(leader), list(info.get("replicas") or []))
         return StreamState()
 
     def nats_node(self, server_name: str) -> Node:
@@ -345,13 +379,14 @@ class Cluster:
             return set()
         return {e["Service"]["ID"] for e in entries} if isinstance(entries, list) else set()
 
+    def service_whole(self, service: str) -> bool:
+        """Every instance of ``service`` runs and passes in Consul, and no other does."""
+        wanted = {i.id for i in self.instances(service) if i.running}
+        return len(wanted) == len(self.instances(service)) and wanted == self.passing(service)
+
     def instances_whole(self) -> bool:
-        """Every instance runs and passes in Consul, each service with its full count."""
-        for service in self.services:
-            wanted = {i.id for i in self.instances(service) if i.running}
-            if len(wanted) < len(self.instances(service)) or not wanted <= self.passing(service):
-                return False
-        return True
+        """Every service with its full count of instances, all passing in Consul."""
+        return all(self.service_whole(s) for s in self.services)
 
     def stream_whole(self) -> bool:
         """The stream has a leader and every other replica is current."""
@@ -384,7 +419,7 @@ class Cluster:
 
     def restart_instance(self, inst: Instance) -> ServiceProcess:
         """A new process for ``inst`` on its node (as a supervisor would start one), ready."""
-        return spawned(lambda: inst.launch().wait_ready(READY_TIMEOUT))
+        return spawned(inst.start)
 
     def kill_node(self, node: Node) -> None:
         """SIGKILL every process of ``node`` (a power cut): its instances, NATS, its agent."""
@@ -401,7 +436,10 @@ class Cluster:
                 inst.launch()
             for inst in node.instances:
                 assert inst.proc is not None
-                inst.proc.wait_ready(READY_TIMEOUT)
+                try:
+                    inst.proc.wait_ready(READY_TIMEOUT)
+                except RuntimeError:  # exited before it was ready: once more (Instance.start)
+                    inst.start()
 
         spawned(boot)
 
