@@ -85,8 +85,11 @@ class RabbitMQServer(ChildProcess):
         return f"amqp://{user}:{password}@127.0.0.1:{self.port}/"
 
     def env(self, service: str) -> dict[str, str]:
-        """A service's settings: its own user and password (in the URL)."""
-        return {"MESH_BROKER": "rabbitmq", "MESH_BROKER_URL": self.user_url(service)}
+        """A service's settings: its own user and password (in the URL); an identity the
+        node has no user for gets the bare URL (and is refused when it connects)."""
+        known = service in {ADMIN, *self.service_identities()}
+        url = self.user_url(service) if known else self.url
+        return {"MESH_BROKER": "rabbitmq", "MESH_BROKER_URL": url}
 
     def admin_env(self) -> dict[str, str]:
         """The administrator's settings (it may publish every event type)."""

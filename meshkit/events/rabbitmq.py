@@ -104,6 +104,7 @@ class RabbitBus:
         self._exchanges: dict[str, AbstractExchange] = {}
         self._lock = asyncio.Lock()
         self._unacked: dict[str, int] = {}
+        self._subscribing: set[str] = set()  # groups whose bindings are being made here
 
     @classmethod
     async def connect(cls, url: str, name: str, events: EventsSettings) -> RabbitBus:
@@ -198,6 +199,8 @@ class RabbitBus:
         is bound to ``subjects`` only (other known types unbound; any that still arrives
         is acked unhandled)."""
         wanted = set(subjects)
+        name = queue_name(self.stream, durable)
+        self._subscribing.add(durable)
         while True:
             try:
                 channel = await self.connection.channel()
@@ -213,8 +216,14 @@ class RabbitBus:
             except (aio_pika.exceptions.AMQPError, ConnectionError) as exc:
                 log.warning("consumer %s: %s; retrying", durable, exc)
                 await asyncio.sleep(1.0)
+        self._subscribing.discard(durable)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-        tag = await queue.consume(inbox.put, no_ack=False)
+
+        async def arrived(message: AbstractIncomingMessage) -> None:
+            self._unacked[name] = self._unacked.get(name, 0) + 1
+            await inbox.put(message)
+
+        tag = await queue.consume(arrived, no_ack=False)
         try:
             while True:
                 batch = [await inbox.get()]
@@ -222,7 +231,6 @@ class RabbitBus:
                     batch.append(inbox.get_nowait())
                 deliveries = []
                 for message in batch:
-                    self._unacked[queue.name] = self._unacked.get(queue.name, 0) + 1
                     if message.type in wanted:
                         deliveries.append(_Delivery(self, queue.name, message))
                     else:
@@ -248,7 +256,11 @@ class RabbitBus:
         return int(result or 0)
 
     async def lag(self, durable: str) -> ConsumerLag | None:
-        """From the queues' message counts (a passive declare each)."""
+        """From the queues' message counts (a passive declare each); None until the group's
+        queue is there and, when it is consumed here, bound (a group gets what is
+        published once it is subscribed, not before)."""
+        if durable in self._subscribing:
+            return None
         name = queue_name(self.stream, durable)
         ready = await self._queue_counts(name)
         if ready is None:

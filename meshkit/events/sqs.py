@@ -50,7 +50,8 @@ BATCH = 10  # SQS's most per receive
 VISIBILITY_TIMEOUT = 10  # seconds a received message is hidden before it comes back
 MAX_RECEIVES = 50  # then it moves to the dead-letter queue
 WAIT_SECONDS = 1  # long polling
-SUBSCRIBERS_TTL = 5.0
+SUBSCRIBERS_TTL = 2.0
+SEND_CONCURRENCY = 4  # batches in flight to one queue
 TAG_PREFIX = "subscribes:"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -82,9 +83,12 @@ class _Delivery:
 
     @property
     def attempt(self) -> int:
-        return int(self.message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+        """Receives, less those that held it back behind an earlier message of its group."""
+        received = int(self.message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
+        return max(1, received - self.bus._holds.get(self.message["MessageId"], 0))
 
     async def ack(self) -> None:
+        self.bus._holds.pop(self.message["MessageId"], None)
         self.acks.append(self.message["ReceiptHandle"])
 
     async def nak(self, delay: float) -> None:
@@ -102,6 +106,59 @@ class _Subscribers:
     fetched: float = -math.inf
 
 
+class _BatchSender:
+    """Sends the messages published at about the same time to one queue in batches of
+    ten (SendMessageBatch), a few batches in flight at once: a request costs the same
+    for one message or ten. A message's own failure fails its publish only."""
+
+    def __init__(self, client: Any, url: str) -> None:
+        self.client = client
+        self.url = url
+        self._buffer: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._in_flight = asyncio.Semaphore(SEND_CONCURRENCY)
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def send(self, entry: dict[str, Any]) -> None:
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._buffer.append((entry, sent))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await sent
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # the publishes of this moment join the buffer
+        while self._buffer:
+            batch, self._buffer = self._buffer[:BATCH], self._buffer[BATCH:]
+            await self._in_flight.acquire()
+            task = asyncio.create_task(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        try:
+            answer = await self.client.send_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), **entry} for i, (entry, _) in enumerate(batch)],
+            )
+        except Exception as exc:
+            for _, sent in batch:
+                if not sent.done():
+                    sent.set_exception(exc)
+            return
+        finally:
+            self._in_flight.release()
+        failed = {f["Id"]: f for f in answer.get("Failed", [])}
+        for i, (_, sent) in enumerate(batch):
+            if sent.done():
+                continue
+            if str(i) in failed:
+                f = failed[str(i)]
+                sent.set_exception(RuntimeError(f"sqs: {f.get('Code')}: {f.get('Message')}"))
+            else:
+                sent.set_result(None)
+
+
 class SQSBus:
     """One SQS client; queues found by name under the stream's prefix."""
 
@@ -114,6 +171,8 @@ class SQSBus:
         self._refresh = asyncio.Lock()
         self._last_by_key: dict[str, asyncio.Future[None]] = {}
         self._urls: dict[str, str] = {}
+        self._senders: dict[str, _BatchSender] = {}
+        self._holds: dict[str, int] = {}  # message id -> receives that only held it back
 
     @classmethod
     async def connect(cls, endpoint: str, name: str, events: EventsSettings) -> SQSBus:
@@ -219,6 +278,11 @@ class SQSBus:
 
     # --- publishing -------------------------------------------------------------------
 
+    def _sender(self, url: str) -> _BatchSender:
+        if url not in self._senders:
+            self._senders[url] = _BatchSender(self.client, url)
+        return self._senders[url]
+
     async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
         """To every queue subscribed to ``subject``, in the message group ``key`` (one
         key's publishes go out one after another, in call order)."""
@@ -233,20 +297,13 @@ class SQSBus:
             queues = await self._subscriber_queues()
             body = base64.b64encode(data).decode()
             targets = [url for url, types in queues.items() if types is None or subject in types]
-            await asyncio.gather(
-                *(
-                    self.client.send_message(
-                        QueueUrl=url,
-                        MessageBody=body,
-                        MessageGroupId=group,
-                        MessageDeduplicationId=msg_id,
-                        MessageAttributes={
-                            "subject": {"DataType": "String", "StringValue": subject}
-                        },
-                    )
-                    for url in targets
-                )
-            )
+            entry = {
+                "MessageBody": body,
+                "MessageGroupId": group,
+                "MessageDeduplicationId": msg_id,
+                "MessageAttributes": {"subject": {"DataType": "String", "StringValue": subject}},
+            }
+            await asyncio.gather(*(self._sender(url).send(entry) for url in targets))
         finally:
             done.set_result(None)
             if self._last_by_key.get(group) is done:
@@ -266,47 +323,69 @@ class SQSBus:
             except (BotoCoreError, ClientError) as exc:
                 log.warning("consumer %s: %s; retrying", durable, exc)
                 await asyncio.sleep(1.0)
-        while True:
-            try:
-                received = await self.client.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=BATCH,
-                    WaitTimeSeconds=WAIT_SECONDS,
-                    AttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
-                    MessageAttributeNames=["subject"],
-                )
-            except (BotoCoreError, ClientError) as exc:  # the server away: try again
-                log.warning("consumer %s: %s", durable, exc)
-                await asyncio.sleep(0.5)
+        # The next receive is under way while the handler has the current batch (a
+        # group's next messages are not in it: FIFO holds them while one is in hand).
+        pending = asyncio.ensure_future(self._receive(url, durable))
+        try:
+            while True:
+                messages = await pending
+                pending = asyncio.ensure_future(self._receive(url, durable))
+                await self._handle(url, messages, wanted, handler)
+        except Exception:
+            log.exception("consumer %s stopped", durable)
+            raise
+        finally:
+            pending.cancel()
+
+    async def _receive(self, url: str, durable: str) -> list[dict[str, Any]]:
+        try:
+            received = await self.client.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=BATCH,
+                WaitTimeSeconds=WAIT_SECONDS,
+                AttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
+                MessageAttributeNames=["subject"],
+            )
+        except (BotoCoreError, ClientError) as exc:  # the server away: try again
+            log.warning("consumer %s: %s", durable, exc)
+            await asyncio.sleep(0.5)
+            return []
+        return list(received.get("Messages", []))
+
+    async def _handle(
+        self, url: str, messages: list[dict[str, Any]], wanted: set[str], handler: Handler
+    ) -> None:
+        """One receive's messages to ``handler``. They may hold several of a group (an
+        order), in order: the handler gets them in rounds, a group once per round, and a
+        group whose message was nak'ed has its later ones put back behind it."""
+        acks: list[str] = []
+        rounds: list[list[_Delivery]] = []
+        per_group: dict[str, int] = {}
+        for message in messages:
+            subject = message.get("MessageAttributes", {}).get("subject", {})
+            if subject.get("StringValue") not in wanted:
+                acks.append(message["ReceiptHandle"])
                 continue
-            acks: list[str] = []
-            # One receive may hold several messages of a group (an order), in order: the
-            # handler gets them in rounds, a group once per round, and a group whose
-            # message was nak'ed has its later ones put back behind it.
-            rounds: list[list[_Delivery]] = []
-            per_group: dict[str, int] = {}
-            for message in received.get("Messages", []):
-                subject = message.get("MessageAttributes", {}).get("subject", {})
-                if subject.get("StringValue") not in wanted:
-                    acks.append(message["ReceiptHandle"])
-                    continue
-                delivery = _Delivery(self, url, message, acks)
-                n = per_group.get(delivery.group, 0)
-                per_group[delivery.group] = n + 1
-                if n == len(rounds):
-                    rounds.append([])
-                rounds[n].append(delivery)
-            try:
-                failed: set[str] = set()
-                for deliveries in rounds:
-                    todo = [d for d in deliveries if d.group not in failed]
-                    for held in (d for d in deliveries if d.group in failed):
-                        await held.nak(0)
-                    if todo:
-                        await handler(todo)
-                    failed |= {d.group for d in todo if d.nacked}
-            finally:
-                await self._delete(url, acks)
+            delivery = _Delivery(self, url, message, acks)
+            n = per_group.get(delivery.group, 0)
+            per_group[delivery.group] = n + 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append(delivery)
+        try:
+            failed: set[str] = set()
+            for deliveries in rounds:
+                todo = [d for d in deliveries if d.group not in failed]
+                for held in (d for d in deliveries if d.group in failed):
+                    self._holds[held.message["MessageId"]] = (
+                        self._holds.get(held.message["MessageId"], 0) + 1
+                    )
+                    await held.nak(0)
+                if todo:
+                    await handler(todo)
+                failed |= {d.group for d in todo if d.nacked}
+        finally:
+            await self._delete(url, acks)
 
     async def _delete(self, url: str, receipts: list[str]) -> None:
         """Deletes (acks) in batches of ten; one that fails comes back (idempotent)."""
@@ -321,6 +400,9 @@ class SQSBus:
                 log.warning("sqs: deleting %d messages: %s (they come back)", len(entries), exc)
 
     async def lag(self, durable: str) -> ConsumerLag | None:
+        """From the queue's approximate counts; None until the queue is old enough for
+        every publisher's list of subscribers to hold it (``SUBSCRIBERS_TTL``): a group
+        gets what is published once it is subscribed, not before."""
         url = await self._queue_url(queue_name(self.stream, durable))
         if url is None:
             return None
@@ -331,9 +413,13 @@ class SQSBus:
                     "ApproximateNumberOfMessages",
                     "ApproximateNumberOfMessagesNotVisible",
                     "ApproximateNumberOfMessagesDelayed",
+                    "CreatedTimestamp",
                 ],
             )
         )["Attributes"]
+        created = int(attributes.get("CreatedTimestamp", 0))
+        if time.time() < created + SUBSCRIBERS_TTL + 1:
+            return None
         return ConsumerLag(
             pending=int(attributes.get("ApproximateNumberOfMessages", 0))
             + int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),

@@ -5,7 +5,8 @@ ordering (or the saga's tolerance of reordering), the lag metric, trace context 
 
 Every test marks its messages with a token of its own and acknowledges the others: the
 topics and streams are shared by the tests of a module, and a new consumer group reads
-from the beginning.
+from the beginning (on a log: Kafka, NATS) or from its subscription (on a queue broker:
+RabbitMQ, SQS; a test waits for it, ``subscribed``).
 """
 
 from __future__ import annotations
@@ -78,12 +79,23 @@ class Collector:
             await d.ack()
 
 
+async def subscribed(bus: EventBus, group: str) -> None:
+    """Until ``group`` is subscribed (its lag known): on a queue broker (RabbitMQ, SQS) a
+    new group gets what is published once its queue is there, not what came before."""
+
+    async def known() -> bool:
+        return await bus.lag(group) is not None
+
+    await eventually(known, WAIT, what=f"group {group} subscribed")
+
+
 @contextlib.asynccontextmanager
 async def consuming(
     bus: EventBus, group: str, handler: Any, subjects: Sequence[str] = SUBJECTS
 ) -> AsyncIterator[None]:
     task = asyncio.create_task(bus.consume(group, subjects, handler))
     try:
+        await subscribed(bus, group)
         yield
     finally:
         task.cancel()
@@ -193,6 +205,7 @@ async def test_duplicates_have_no_second_effect(broker: Broker, tmp_path: Path) 
     data = envelope.SerializeToString()
     events.start()
     try:
+        await subscribed(bus, events.service)
         for _ in range(3):  # same id: a broker may drop it, the consumer must
             await bus.publish(envelope.event_type, data, envelope.event_id, key=order)
         later = envelopes.wrap(
@@ -299,11 +312,12 @@ async def test_trace_context_travels_with_the_event(broker: Broker, tmp_path: Pa
         envelope = envelopes.wrap(
             events_pb2.OrderPlaced(order_id=order), source="order", correlation_id=order
         )
-    await bus.publish(
-        envelope.event_type, envelope.SerializeToString(), envelope.event_id, key=order
-    )
     events.start()
     try:
+        await subscribed(bus, events.service)
+        await bus.publish(
+            envelope.event_type, envelope.SerializeToString(), envelope.event_id, key=order
+        )
         await eventually(lambda: order in handled, WAIT, what="the event handled")
     finally:
         await events.close()
