@@ -21,6 +21,7 @@ ALL_TOOLS += $(STAMPS)/ghz
 bench:
 	$(call install,$(BENCH_TOOLS))
 	$(PY) -m bench.run $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory bench-brokers
 	@$(MAKE) --no-print-directory bench-databases
 
 # The order flow per database backend (bench/databases.py; BENCH_DB_ARGS=--quick: tiny).

@@ -5,7 +5,7 @@
 BROKER ?= nats
 export BROKER
 
-.PHONY: help-brokers
+.PHONY: help-brokers help-bench-brokers
 help: help-brokers
 help-brokers:
 	@echo "make run BROKER=kafka   the same system on Kafka (or rabbitmq, sqs; nats is the default)"
@@ -20,3 +20,16 @@ $(STAMPS)/kafka: scripts/install-kafka.sh infra/kafka/pom.xml
 	@mkdir -p $(STAMPS)
 	@$(STEP) kafka bash scripts/install-kafka.sh
 	@touch $@
+
+# The order flow on each broker side by side (bench/brokers.py); `make bench` runs it too.
+# BROKER_BENCH_ARGS go to bench/brokers.py, e.g. "--brokers nats,kafka" or "--quick".
+# BROKER_TOOLS: every broker's server (the RabbitMQ and SQS stamps join it).
+BROKER_TOOLS += $(STAMPS)/kafka
+.PHONY: bench-brokers
+help: help-bench-brokers
+help-bench-brokers:
+	@echo "make bench-brokers      the order flow on NATS, Kafka, RabbitMQ, SQS side by side (orders/s, p50/p99)"
+
+bench-brokers:
+	$(call install,$(STAMPS)/python $(STAMPS)/consul $(BROKER_TOOLS))
+	$(PY) -m bench.brokers $(BROKER_BENCH_ARGS)
