@@ -41,6 +41,8 @@ VALUE_SETS: dict[str, list[Path]] = {
     "default": [],
     "dns": [CHART / "ci" / "dns-values.yaml"],
     "production": [CHART / "ci" / "production-values.yaml"],
+    "minimal": [CHART / "ci" / "minimal-values.yaml"],
+    "inline-secrets": [CHART / "ci" / "inline-secrets-values.yaml"],
     "manifests": [MANIFEST_VALUES],
 }
 
