@@ -10,6 +10,7 @@ the configuration (``--discovery``/``MESH_DISCOVERY``, ``--discovery-url``).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from meshkit.discovery.base import Discovery, Endpoint, Endpoints, Registration
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
     import consul.aio
 
     from meshkit.config import MeshConfig
+
+log = logging.getLogger("mesh.discovery")
 
 __all__ = ["BACKENDS", "Discovery", "Endpoint", "Endpoints", "Registration", "open_discovery"]
 
@@ -33,11 +36,15 @@ def open_discovery(config: MeshConfig, consul_client: consul.aio.Consul) -> Disc
     if config.discovery == "eureka":
         from meshkit.discovery.eureka import EurekaDiscovery
 
-        return EurekaDiscovery.from_url(config.discovery_url)
+        eureka = EurekaDiscovery.from_url(config.discovery_url)
+        log.info("discovery: Eureka at %s", eureka.url)
+        return eureka
     if config.discovery == "dns":
         from meshkit.discovery.dns import DnsDiscovery
 
-        return DnsDiscovery.from_url(config.discovery_url, ConsulDiscovery(consul_client))
+        dns = DnsDiscovery.from_url(config.discovery_url, ConsulDiscovery(consul_client))
+        log.info("discovery: DNS SRV %s", dns.name_of("<service>"))
+        return dns
     raise ValueError(
         f"discovery: unknown registry {config.discovery!r} (one of {', '.join(BACKENDS)})"
     )

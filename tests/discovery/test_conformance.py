@@ -4,9 +4,10 @@ Each backend gets a stack of its own (``Stack(discovery=...)``: Consul, and the 
 server for ``eureka``; DNS is Consul's DNS interface standing in for Kubernetes'), real
 instances (``tests.discovery.instance``) registered by the runtime, and a client mesh
 (``order``'s identity) that finds them through its discovery. What each must do:
-register; find the healthy set; drop an instance that went away within the backend's own
-promise (``Discovery.drop_within``); keep the last known set while the registry is down;
-spread calls round robin over the instances through the mesh's channel.
+register; find the healthy set; spread calls round robin over the instances through the
+mesh's channel; drop an instance that went away within the backend's own promise
+(``Discovery.drop_within``), and one whose health says NOT_SERVING; keep the last known
+set while the registry is down.
 
 The tests of a backend share its stack and run in order: the outage test, which stops the
 registry, is the last.
@@ -18,11 +19,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 
+import grpc
 import pytest
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from devstack.services import ServiceProcess
 from devstack.stack import Stack
-from meshkit.discovery import Endpoints
+from meshkit.discovery import Endpoints, Registration
 from meshkit.mesh import Mesh, open_mesh
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from tests.support.polling import eventually
@@ -129,6 +132,35 @@ async def test_an_instance_gone_is_dropped_within_the_promise(stack: Stack, clie
     )
     print(f"{stack.discovery}: dropped {time.monotonic() - killed:.1f}s after the kill")
     assert ports(watch.value) == {p.port for p in instances(stack)}
+
+
+async def test_health_decides_an_instance_not_serving_leaves_the_set(
+    stack: Stack, client: Mesh
+) -> None:
+    """Registered by the runtime (as ``inventory``, in process), with a health service the
+    test controls: NOT_SERVING takes it out of the healthy set (Consul's check; Eureka's
+    status DOWN, from the same health), SERVING brings it back, the end deregisters it."""
+    health_server = grpc.aio.server()
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, health_server)
+    port = health_server.add_insecure_port("127.0.0.1:0")
+    await health_server.start()
+    await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    owner, _ = await open_mesh(stack.mesh_config(SERVICE))
+    watch = client.discovery.watch(SERVICE)
+    promise = client.discovery.drop_within
+    registration = Registration(SERVICE, f"{SERVICE}-health-{port}", "127.0.0.1", port, port, "t")
+    try:
+        async with owner.discovery.registered(registration):
+            await eventually(lambda: port in ports(watch.value), timeout=30, what="it found")
+            await servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+            await eventually(lambda: port not in ports(watch.value), timeout=promise)
+            await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+            await eventually(lambda: port in ports(watch.value), timeout=promise)
+    finally:
+        await owner.close()
+        await health_server.stop(0)
+    await eventually(lambda: port not in ports(watch.value), timeout=promise)
 
 
 async def test_the_last_known_set_survives_the_registrys_outage(stack: Stack, client: Mesh) -> None:
