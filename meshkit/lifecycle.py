@@ -1,6 +1,10 @@
 """The life of a mesh process, the same for a service and for the gateway: the stop
 signal, registration in Consul for as long as it serves, and the ``MESH_READY`` line that
-tells launchers (devstack, tests, benchmarks) where it listens."""
+tells launchers (devstack, tests, benchmarks) where it listens.
+
+A service registers through its discovery backend (``meshkit.discovery``: Consul's is
+``registered`` here; Eureka's and DNS's are theirs); the gateway, which nothing inside
+the mesh calls, registers in Consul with an HTTP check whatever the registry."""
 
 from __future__ import annotations
 

@@ -4,8 +4,9 @@ Start-up: the mesh (certificates from the mesh CA in Consul's trust domain, auth
 by Consul intentions), the service's own ``setup`` (database, servicers, stubs of the
 services it calls), the mTLS gRPC server with health and reflection, a plaintext
 loopback health port for Consul's checker, the Prometheus metrics port (also loopback),
-then registration in Consul (the metrics port in the service meta, for Prometheus'
-``consul_sd_configs``) and the ``MESH_READY`` line (``meshkit.lifecycle``).
+then registration in its registry (``meshkit.discovery``: Consul by default, with the
+metrics port in the service meta for Prometheus' ``consul_sd_configs``; Eureka; DNS: the
+platform's) and the ``MESH_READY`` line (``meshkit.lifecycle``).
 
 Shutdown on SIGTERM/SIGINT: health NOT_SERVING, deregistration (clients' watches drop the
 instance within a second), then the server stops accepting and gives calls in flight
