@@ -62,7 +62,7 @@ https://signer:{{ .Values.signer.port }}
 {{/* Pod-level settings shared by every Deployment; `component`, `root`. */}}
 {{- define "meshkit.podCommon" -}}
 {{- $v := .root.Values -}}
-serviceAccountName: {{ .root.Release.Name }}-meshkit
+serviceAccountName: {{ .root.Release.Name }}-workload
 automountServiceAccountToken: {{ $v.serviceAccount.automountToken }}
 enableServiceLinks: false
 securityContext:
