@@ -62,7 +62,7 @@ https://signer:{{ .Values.signer.port }}
 {{/* Pod-level settings shared by every Deployment; `component`, `root`. */}}
 {{- define "meshkit.podCommon" -}}
 {{- $v := .root.Values -}}
-serviceAccountName: {{ .root.Release.Name }}-workload
+serviceAccountName: {{ if $v.serviceAccount.create }}{{ .root.Release.Name }}-workload{{ else }}{{ $v.serviceAccount.name | default "default" }}{{ end }}
 automountServiceAccountToken: {{ $v.serviceAccount.automountToken }}
 enableServiceLinks: false
 securityContext:
