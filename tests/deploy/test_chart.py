@@ -6,6 +6,7 @@ are dependencies that cannot be downloaded here: rendered with both disabled."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -75,6 +76,21 @@ def test_a_broken_object_fails_the_validation(default: list[dict[str, Any]]) -> 
     assert "unknown kind" in errors[2]
     assert 'key "name" already set' in errors[3]
     assert "4 object(s) failed" in checked.stderr
+
+
+def test_a_broken_template_fails_the_suite(tmp_path: Path) -> None:
+    """A template with a typo renders (helm does not know the API) but fails the decode."""
+    chart = tmp_path / "meshkit-shop"
+    shutil.copytree(render.CHART, chart, symlinks=False)
+    (chart / "templates" / "broken.yaml").write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: broken\n"
+        "spec:\n  selector: {a: b}\n  ports:\n    - port: 80\n      targetPortt: 8080\n"
+    )
+    checked = render.validate(render.render("default", chart=chart))
+    assert checked.returncode == 1
+    (error,) = [line for line in checked.stdout.splitlines() if line.startswith("error ")]
+    assert "v1 Service /broken: strict decoding error" in error
+    assert 'unknown field "spec.ports[0].targetPortt"' in error
 
 
 def test_deployments_are_probed_bounded_and_locked_down(default: list[dict[str, Any]]) -> None:
