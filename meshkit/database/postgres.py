@@ -91,9 +91,9 @@ class PostgresConnection(Connection):
         return Result.of(await self.raw.execute(numbered(sql), *params))
 
     async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> Result:
-        batch = [tuple(row) for row in rows]
-        await self.raw.executemany(numbered(sql), batch)
-        return Result(len(batch))
+        """One statement over ``rows``, pipelined (asyncpg reports no count: -1)."""
+        await self.raw.executemany(numbered(sql), [tuple(row) for row in rows])
+        return Result(-1)
 
     async def executescript(self, script: str) -> None:
         await self.raw.execute(script)  # no arguments: the simple protocol, many statements
