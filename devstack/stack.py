@@ -255,8 +255,9 @@ class Stack:
                 fixed_port=self.fixed_ports,
                 log_path=self.log_dir / "postgres.log",
             )
-            if self._launcher is not None:
-                self._launcher.env_providers.append(self.postgres.env)
+        launcher = self._launcher
+        if launcher is not None and self.postgres.env not in launcher.env_providers:
+            launcher.env_providers.append(self.postgres.env)
         if not self.postgres.running:
             self.postgres.start()
         return self.postgres
@@ -341,8 +342,8 @@ class Stack:
             self._launcher.env_providers.append(self.discovery_env)
             if self.broker_server is not None:
                 self._launcher.env_providers.append(self.broker_server.env)
-            if self.postgres is not None:
-                self._launcher.env_providers.append(self.postgres.env)
+            if self.database == "postgres":  # the services' databases before the services
+                self.start_postgres()
         return self._launcher
 
     def service_args(self, name: str) -> list[str]:
