@@ -85,8 +85,8 @@ class Instance:
         return self.proc
 
     def start(self, attempts: int = 3) -> ServiceProcess:
-        """A new process, ready; one that dies before it is ready (seen: SIGABRT at start
-        on a machine loaded many times over) is started again, as a supervisor would."""
+        """A new process, ready; one that dies before it is ready is started again, as a
+        supervisor would (seen: SIGABRT in the forked child, see ``start_together``)."""
         for attempt in range(1, attempts + 1):
             try:
                 return self.launch().wait_ready(READY_TIMEOUT)
@@ -514,15 +514,27 @@ class Cluster:
         self.close()
 
 
-def start_together(procs: Iterable[ChildProcess], timeout: float = READY_TIMEOUT) -> None:
+def start_together(
+    procs: Iterable[ChildProcess], timeout: float = READY_TIMEOUT, attempts: int = 3
+) -> None:
     """Launch every process, then wait for each (a cluster's members need each other to be
-    ready); if one fails, the others are stopped too."""
+    ready); one that exits before it is ready is launched again (``attempts`` in all: seen,
+    a SIGABRT in the forked child of a process busy with gRPC, before its exec); if one
+    fails for good, the others are stopped too."""
     procs = list(procs)
     try:
         for proc in procs:
             proc.launch()
         for proc in procs:
-            proc.wait_ready(timeout)
+            for attempt in range(1, attempts + 1):
+                try:
+                    proc.wait_ready(timeout)
+                    break
+                except RuntimeError as exc:  # it exited before it was ready
+                    if attempt == attempts:
+                        raise
+                    print(f"{proc.name}: {str(exc)[:160]}; launching it again", flush=True)
+                    proc.launch()
     except BaseException:
         stop_together(procs)
         raise
