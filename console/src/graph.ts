@@ -33,7 +33,7 @@ export class Graph {
           selector: "node",
           style: {
             shape: "round-rectangle",
-            width: 150,
+            width: 176,
             height: 52,
             "background-color": "#ffffff",
             "border-width": 2,
@@ -48,7 +48,15 @@ export class Graph {
         },
         {
           selector: "node.bus",
-          style: { "background-color": "#f3f5f8", "border-style": "dashed", width: 560, height: 34, color: "#5b6b7b" },
+          style: {
+            "background-color": "#f3f5f8",
+            "border-style": "dashed",
+            width: 560,
+            height: 30,
+            color: "#5b6b7b",
+            "text-valign": "bottom",
+            "text-margin-y": 6,
+          },
         },
         {
           selector: "edge",
@@ -63,7 +71,7 @@ export class Graph {
             "font-family": "system-ui, sans-serif",
             color: "#1d2733",
             "text-background-color": "#ffffff",
-            "text-background-opacity": 0.9,
+            "text-background-opacity": 1,
             "text-background-padding": "2px",
             "text-wrap": "wrap",
             "text-rotation": "none",
@@ -79,65 +87,44 @@ export class Graph {
   }
 
   update(t: Topology): void {
-    const cy = this.cy;
-    const want = new Set<string>();
-    const upsert = (id: string, group: "nodes" | "edges", data: Record<string, unknown>, cls: string) => {
-      want.add(id);
-      const el = cy.getElementById(id);
-      if (el.nonempty()) {
-        // An edge's ends are fixed once made (cytoscape refuses data() that names them).
-        const { source: _s, target: _t, ...rest } = data;
-        el.data(rest);
-        el.classes(cls);
-      } else {
-        cy.add({ group, data: { id, ...data }, classes: cls, position: POSITIONS[id] ?? undefined });
-      }
-    };
+    // Every refresh draws the graph anew, positions kept: updating labels in place left
+    // stale label textures on the canvas in headless chromium.
+    const els: cytoscape.ElementDefinition[] = [];
+    const node = (id: string, data: Record<string, unknown>, classes: string) =>
+      els.push({ group: "nodes", data: { id, ...data }, classes, position: POSITIONS[id] });
+    const edge = (id: string, data: Record<string, unknown>, classes: string) =>
+      els.push({ group: "edges", data: { id, ...data }, classes });
     for (const s of t.services) {
       const total = s.instances.length;
       const ok = s.healthy === total && total > 0;
-      upsert(
-        s.name,
-        "nodes",
-        {
-          label: `${s.name}\n${s.healthy}/${total} healthy${s.events_per_s > 0 ? ` · ${s.events_per_s.toFixed(1)} ev/s` : ""}`,
-          border: ok ? COLORS.live : COLORS.deny,
-          healthy: s.healthy,
-          total,
-        },
-        ok ? "service healthy" : "service unhealthy",
-      );
+      const events = s.events_per_s > 0 ? ` · ${s.events_per_s.toFixed(1)} ev/s` : "";
+      node(s.name, { label: `${s.name}\n${s.healthy}/${total} healthy${events}`, border: ok ? COLORS.live : COLORS.deny },
+        ok ? "service healthy" : "service unhealthy");
     }
     const domain = t.services.filter((s) => s.name !== "gateway");
     if (domain.length) {
-      upsert("events (NATS)", "nodes", { label: "events (NATS)", border: "#9aa7b4" }, "bus");
-      for (const s of domain) {
-        upsert(`events:${s.name}`, "edges", {
-          source: s.name,
-          target: "events (NATS)",
-          color: "#b8c2cc",
-        }, "events");
-      }
+      node("events (NATS)", { label: "events · NATS JetStream", border: "#9aa7b4" }, "bus");
+      for (const s of domain) edge(`events:${s.name}`, { source: s.name, target: "events (NATS)", color: "#b8c2cc", label: "" }, "events");
     }
     for (const e of t.edges) {
       const look = edgeLook(e);
-      upsert(`${e.source}->${e.target}`, "edges", {
+      edge(`${e.source}->${e.target}`, {
         source: e.source,
         target: e.target,
         color: COLORS[look],
         label: e.action === "deny" ? `DENIED\n${edgeLabel(e)}` : edgeLabel(e),
-        look,
       }, `intention ${look}`);
     }
-    cy.elements().forEach((el) => {
-      if (!want.has(el.id())) el.remove();
+    const cy = this.cy;
+    cy.batch(() => {
+      cy.elements().remove();
+      cy.add(els);
     });
     // What the graph shows, for a test to read (the canvas has no DOM of its own).
     this.container.dataset.edges = JSON.stringify(
       Object.fromEntries(t.edges.map((e) => [`${e.source}->${e.target}`, edgeLook(e)])),
     );
-    const unplaced = cy.nodes().filter((n) => !POSITIONS[n.id()]);
-    if (unplaced.nonempty()) cy.layout({ name: "circle" }).run();
+    if (t.services.some((s) => !POSITIONS[s.name])) cy.layout({ name: "circle" }).run();
     else cy.fit(undefined, 24);
   }
 

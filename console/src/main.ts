@@ -255,9 +255,12 @@ async function refreshOrders(): Promise<void> {
 
 function renderOrders(): void {
   const sorted = [...orders.values()].sort((a, b) => (b.createTime ?? "").localeCompare(a.createTime ?? "")).slice(0, 15);
-  const rows: HTMLElement[] = failed.slice(0, 3).map((f) =>
-    h("li", { class: "order failed-place" }, h("span", { class: "badge FAILED" }, "REFUSED"),
-      h("span", { class: "small" }, `${clock(f.at)} · ${f.message}`)));
+  // Orders and refused placements, newest first, in one list.
+  const entries: { at: string; el: HTMLElement }[] = failed.slice(0, 3).map((f) => ({
+    at: f.at,
+    el: h("li", { class: "order failed-place" }, h("span", { class: "badge FAILED" }, "REFUSED"),
+      h("span", { class: "small" }, `${clock(f.at)} · ${f.message}`)),
+  }));
   for (const o of sorted) {
     const status = shortStatus(o.status);
     const li = h("li", { class: `order${selected === o.orderId ? " selected" : ""}`, "data-order": o.orderId, "data-status": status },
@@ -266,8 +269,9 @@ function renderOrders(): void {
       h("span", { class: "small muted" }, `${o.items?.map((i) => `${i.quantity}× ${i.sku.replace("SKU-", "").toLowerCase()}`).join(", ") ?? ""} · ${money(o)}`),
       o.cancelReason ? h("span", { class: "small reason" }, o.cancelReason) : "");
     li.addEventListener("click", () => select(o.orderId));
-    rows.push(li);
+    entries.push({ at: o.createTime ?? "", el: li });
   }
+  const rows = entries.sort((a, b) => b.at.localeCompare(a.at)).map((e) => e.el);
   if (!rows.length) rows.push(h("li", { class: "muted" }, "No orders yet: place one in the storefront."));
   $("#orders").replaceChildren(...rows);
 }
@@ -309,7 +313,7 @@ async function renderDetail(): Promise<void> {
         h("span", { class: "small muted" }, `+${Math.max(0, new Date(c.changeTime ?? 0).getTime() - t0)} ms`),
         c.reason ? h("span", { class: "small" }, c.reason) : ""))),
     h("h3", {}, "Trace"),
-    traces.length ? waterfall(traces) : h("p", { class: "muted", id: "no-trace" }, session.traces ? "no spans yet…" : "traces go to OTLP, not to the local sink"),
+    traces.length ? waterfall(traces) : h("p", { class: "muted", id: "no-trace" }, session.traces ? "waiting for spans (each service exports them in batches, every few seconds)…" : "traces go to OTLP here, not to the local sink: see your tracing backend"),
   );
 }
 

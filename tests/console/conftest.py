@@ -76,7 +76,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1440, "height": 960},
+            viewport={"width": 1440, "height": 1100},
         )
         context.set_default_timeout(30_000)
         try:

@@ -10,7 +10,7 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from devstack.edge import AUDIENCE
 from tests.console.conftest import ConsoleStack
@@ -22,7 +22,7 @@ SAGA_TIMEOUT = 60_000  # ms: a loaded machine (2 cores, other tiers beside)
 
 def shot(page: Page, stack: ConsoleStack, name: str) -> None:
     path = stack.shots / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path))  # the viewport (a full-page shot resizes the graph)
     print(f"screenshot: {path}")
 
 
@@ -118,3 +118,27 @@ def test_the_api_needs_its_scopes(console_stack: ConsoleStack) -> None:
         assert "console:admin" in resp.json()["message"]
         # The page itself holds no data: it is served without a token.
         assert http.get("/console").status_code == 200
+
+
+def test_a_fault_scenario_is_toggled_from_the_page(page: Page, console_stack: ConsoleStack) -> None:
+    """The checkbox writes mesh/faults/<service> through the console's admin token."""
+    box = page.locator("input[data-fault='payment-delay-2s']")
+    box.check()
+    expect(page.locator("li.fault.active")).to_contain_text("payment-delay-2s")
+    box.uncheck()
+    expect(page.locator("li.fault.active")).to_have_count(0)
+
+
+def test_without_a_token_the_page_asks_to_sign_in(
+    browser: BrowserContext, console_stack: ConsoleStack
+) -> None:
+    fresh = browser.new_page()  # sessionStorage is per tab: no token here
+    try:
+        fresh.goto(f"{console_stack.url}/console")
+        expect(fresh.locator("#signin")).to_be_visible()
+        fresh.fill("#signin textarea", "not-a-token")
+        fresh.click("#signin button")
+        expect(fresh.locator(".signin .error")).to_contain_text("401")
+        shot(fresh, console_stack, "sign-in")
+    finally:
+        fresh.close()
