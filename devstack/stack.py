@@ -150,6 +150,8 @@ class Stack:
         try:
             if self.broker != "nats":
                 self._broker().launch()  # it starts while Consul does
+            if self.discovery == "eureka":
+                self.start_eureka(wait=False)  # the JVM too
             self.start_consul()
             if self.database == "postgres":
                 self.start_postgres()
@@ -213,15 +215,18 @@ class Stack:
             self._launcher.nats = self.nats
         return self.nats
 
-    def start_eureka(self) -> EurekaServer:
+    def start_eureka(self, wait: bool = True) -> EurekaServer:
         """The Eureka server (``discovery="eureka"``; make run's port 8761 with fixed
-        ports). Consul stays the security plane: CA, ACL tokens, intentions."""
+        ports), ready unless ``wait=False``. Consul stays the security plane: CA, ACL
+        tokens, intentions."""
         if self.eureka is None:
             self.eureka = EurekaServer(
                 port=EUREKA_PORT if self.fixed_ports else 0, log_path=self.log_dir / "eureka.log"
             )
         if not self.eureka.running:
-            self.eureka.start()
+            self.eureka.launch()
+        if wait:
+            self.eureka.wait_ready()
         return self.eureka
 
     @property

@@ -32,5 +32,7 @@ if [[ ! -f "$DIR/eureka-server.jar" ]]; then
   cp "$work/target/eureka-server.jar" "$DIR.tmp/"
   rm -rf "$DIR"
   mv "$DIR.tmp" "$DIR"
+  # earlier builds (of other versions of infra/eureka) go
+  find "$CACHE_DIR" -maxdepth 1 -name 'eureka-*' -not -name "${DIR##*/}" -exec rm -rf {} +
 fi
 echo "$DIR"
