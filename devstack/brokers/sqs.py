@@ -88,7 +88,6 @@ class SQSServer(ChildProcess):
             "java",
             "-Xmx256m",
             "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",  # a quicker start on a busy machine
             f"-Dconfig.file={config}",
             "-cp",
             f"{elasticmq_lib()}/*",

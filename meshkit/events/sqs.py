@@ -325,17 +325,25 @@ class SQSBus:
                 await asyncio.sleep(1.0)
         # The next receive is under way while the handler has the current batch (a
         # group's next messages are not in it: FIFO holds them while one is in hand).
+        # Acks (deletes) go out while the next batch is handled.
         pending = asyncio.ensure_future(self._receive(url, durable))
+        deleting: set[asyncio.Task[None]] = set()
         try:
             while True:
                 messages = await pending
                 pending = asyncio.ensure_future(self._receive(url, durable))
-                await self._handle(url, messages, wanted, handler)
+                acks = await self._handle(url, messages, wanted, handler)
+                if acks:
+                    task = asyncio.create_task(self._delete(url, acks))
+                    deleting.add(task)
+                    task.add_done_callback(deleting.discard)
         except Exception:
             log.exception("consumer %s stopped", durable)
             raise
         finally:
             pending.cancel()
+            if deleting:  # what was handled is acked, even when cancelled
+                await asyncio.shield(asyncio.gather(*deleting, return_exceptions=True))
 
     async def _receive(self, url: str, durable: str) -> list[dict[str, Any]]:
         try:
@@ -354,10 +362,11 @@ class SQSBus:
 
     async def _handle(
         self, url: str, messages: list[dict[str, Any]], wanted: set[str], handler: Handler
-    ) -> None:
+    ) -> list[str]:
         """One receive's messages to ``handler``. They may hold several of a group (an
         order), in order: the handler gets them in rounds, a group once per round, and a
-        group whose message was nak'ed has its later ones put back behind it."""
+        group whose message was nak'ed has its later ones put back behind it. Returns the
+        receipts to delete (acked, or not of the group's types)."""
         acks: list[str] = []
         rounds: list[list[_Delivery]] = []
         per_group: dict[str, int] = {}
@@ -384,8 +393,10 @@ class SQSBus:
                 if todo:
                     await handler(todo)
                 failed |= {d.group for d in todo if d.nacked}
-        finally:
-            await self._delete(url, acks)
+        except BaseException:
+            await asyncio.shield(self._delete(url, acks))
+            raise
+        return acks
 
     async def _delete(self, url: str, receipts: list[str]) -> None:
         """Deletes (acks) in batches of ten; one that fails comes back (idempotent)."""
