@@ -64,7 +64,10 @@ def broker_up(stack: Stack, kind: str) -> tuple[dict[str, str], list[str]]:
         return {}, ["--nats", nats.url, *(["--nats-creds", str(creds)] if creds else [])]
     stack.broker_server = None
     server = stack.start_broker()
-    env = server.env("order")  # the observer consumes as the order service would
+    # the observer consumes as the order service would, or as the broker's administrator
+    # where each service may use only its own queue (RabbitMQ)
+    admin_env = getattr(server, "admin_env", None)
+    env = admin_env() if admin_env is not None else server.env("order")
     return env, ["--broker-url", env.get("MESH_BROKER_URL", server.url)]
 
 
@@ -223,7 +226,12 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
         )
     )
     subjects = [event_type(events_pb2.OrderConfirmed), event_type(events_pb2.OrderCancelled)]
-    follower = asyncio.create_task(bus.consume(f"bench-{uuid.uuid4().hex[:8]}", subjects, on_final))
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    follower = asyncio.create_task(bus.consume(group, subjects, on_final))
+    for _ in range(600):  # a queue broker's new group gets what follows its subscription
+        if await bus.lag(group) is not None:
+            break
+        await asyncio.sleep(0.1)
     mesh, _ = await open_mesh(identity_config(Path(a.state_dir), a.identity, a.consul))
     try:
         stub = mesh.stub(order_pb2_grpc.OrderServiceStub, "order")
