@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -83,7 +84,8 @@ def wheelhouse() -> Path:
     reqs = "\n".join(requirements()) + "\n"
     constraints = (ROOT / "constraints.txt").read_bytes()
     py = f"{sys.version_info.major}{sys.version_info.minor}"
-    key = hashlib.sha256(reqs.encode() + constraints).hexdigest()[:12]
+    pip = importlib.metadata.version("pip")
+    key = hashlib.sha256(f"{reqs} pip {pip}".encode() + constraints).hexdigest()[:12]
     folder = cache_dir() / "wheels" / f"cp{py}-{key}"
     if (folder / "requirements.txt").exists():
         return folder
@@ -94,6 +96,12 @@ def wheelhouse() -> Path:
         [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
          "--prefer-binary", "-c", str(ROOT / "constraints.txt"),
          "-r", str(tmp / "requirements.in"), "-w", str(tmp)],
+        check=True,
+    )  # fmt: skip
+    # pip itself, run from its wheel in the build: the venv never holds it.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check",
+         "--no-deps", f"pip=={pip}", "-d", str(tmp / "pip")],
         check=True,
     )  # fmt: skip
     (tmp / "requirements.in").rename(tmp / "requirements.txt")
@@ -121,6 +129,7 @@ def stage_context(dest: Path) -> Path:
     for whl in wheels.glob("*.whl"):
         _link(whl, dest / "wheels" / whl.name)
     shutil.copy2(wheels / "requirements.txt", dest / "requirements.txt")
+    _link(next((wheels / "pip").glob("pip-*.whl")), dest / "pip.whl")
     shutil.copy2(ROOT / "constraints.txt", dest / "constraints.txt")
     shutil.copy2(ROOT / "infra" / "docker" / "healthcheck.py", dest / "healthcheck.py")
     for name, path in (
@@ -142,15 +151,16 @@ def build_images(
     returns the seconds each took (the first service pays for the shared stages)."""
     times: dict[str, float] = {}
     start = time.monotonic()
-    base = import_base(engine)
+    bases = import_base(engine)
     times["base"] = time.monotonic() - start
-    say(f"images: {base} ready ({times['base']:.0f} s)")
+    say(f"images: {', '.join(bases.values())} ready ({times['base']:.0f} s)")
     context = stage_context(engine.root / "context")
     for target in targets:
         start = time.monotonic()
         engine.docker(
             "build", "--network", "host", "--target", target, "--tag", image(target, tag),
-            "--file", str(DOCKERFILE), "--build-arg", f"BASE={base}", str(context),
+            "--file", str(DOCKERFILE),
+            *(f"--build-arg={arg}={ref}" for arg, ref in bases.items()), str(context),
             timeout=1800,
         )  # fmt: skip
         times[target] = time.monotonic() - start
@@ -423,6 +433,10 @@ class ContainerStack(Stack):
         super().__init__(state, **kwargs)
         if self.fixed_ports:
             raise ValueError("fixed_ports: a container stack takes free ports")
+        wired = {"broker": "nats", "discovery": "consul", "database": "sqlite"}
+        for kind, backend in wired.items():
+            if getattr(self, kind) != backend:
+                raise ValueError(f"{kind}: a container stack runs {backend} only")
         self.runtime = runtime
 
     def start_consul(self) -> ConsulAgent:
@@ -468,6 +482,8 @@ class ContainerStack(Stack):
             self._launcher = ContainerLauncher(
                 self.runtime, self.start_consul(), self.nats, self.state, log=self.log
             )
+            if hasattr(self, "discovery_env"):
+                self._launcher.env_providers.append(self.discovery_env)
         return self._launcher
 
     def start_edge(self, *gateway_args: str) -> Edge:

@@ -10,7 +10,8 @@ parallel engines have no network of theirs to collide on. It needs root (as dock
     with DockerEngine(Path("/tmp/run/docker")) as engine:
         engine.docker("image", "ls")
 
-The base image (Debian bookworm, minbase) is made without any image registry:
+The base images (Debian bookworm minbase, and the same with python3) are made without any
+image registry:
 ``debootstrap`` from the machine's own Debian mirror, tarred into the cache once (keyed by
 the suite, the mirror and the day), then ``docker import``-ed into each engine.
 """
@@ -31,6 +32,8 @@ from typing import ClassVar
 from devstack.process import ChildProcess
 
 BASE_IMAGE = "meshkit/base:bookworm"
+PYTHON_IMAGE = "meshkit/python:bookworm"
+PYTHON_PACKAGES = ("python3",)
 SUITE = "bookworm"
 # The Docker client of Debian's docker.io, the same version as the engine (a newer client
 # elsewhere on the PATH may want buildx for BuildKit).
@@ -151,21 +154,26 @@ def debian_mirror() -> str:
     raise RuntimeError("no Debian mirror in /etc/apt/sources.list(.d): cannot make the base image")
 
 
-def base_tarball(mirror: str | None = None, today: datetime.date | None = None) -> Path:
-    """The root filesystem of Debian minbase (``debootstrap --variant=minbase``) as a
-    tarball in the cache: made once per day and mirror (~35 s), reused afterwards; the
-    tarballs of earlier days are removed."""
+def base_tarballs(mirror: str | None = None, today: datetime.date | None = None) -> dict[str, Path]:
+    """The root filesystems of the two base images as tarballs in the cache: Debian minbase
+    (``debootstrap --variant=minbase``) and the same with Debian's ``python3`` installed
+    (from the package lists debootstrap fetched: no ``apt-get update``, in no build).
+    Made once per day and mirror (~45 s on an idle machine), reused afterwards; those of
+    earlier days are removed. Neither holds package lists or downloaded ``.deb`` files."""
     mirror = mirror or debian_mirror()
     day = (today or datetime.date.today()).isoformat()
-    key = hashlib.sha256(f"{SUITE} {mirror}".encode()).hexdigest()[:10]
+    key = hashlib.sha256(f"{SUITE} {mirror} {' '.join(PYTHON_PACKAGES)}".encode()).hexdigest()
     folder = cache_dir() / "images"
-    tarball = folder / f"debian-{SUITE}-minbase-{day}-{key}.tar"
-    if tarball.exists():
-        return tarball
+    tarballs = {
+        image: folder / f"debian-{SUITE}-{kind}-{day}-{key[:10]}.tar"
+        for image, kind in ((BASE_IMAGE, "minbase"), (PYTHON_IMAGE, "python"))
+    }
+    if all(t.exists() for t in tarballs.values()):
+        return tarballs
     folder.mkdir(parents=True, exist_ok=True)
     debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
     with tempfile.TemporaryDirectory(prefix="meshkit-rootfs-", dir=folder) as tmp:
-        rootfs = Path(tmp) / "rootfs"
+        rootfs, lists = Path(tmp) / "rootfs", Path(tmp) / "lists"
         out = subprocess.run(
             [debootstrap, "--variant=minbase", SUITE, str(rootfs), mirror],
             capture_output=True,
@@ -173,31 +181,69 @@ def base_tarball(mirror: str | None = None, today: datetime.date | None = None) 
         )
         if out.returncode != 0:
             raise RuntimeError(f"debootstrap failed ({out.returncode}): {out.stdout[-3000:]}")
-        # No package lists or downloaded .debs in the image (apt-get update in a build).
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for entry in (rootfs / junk).glob("*"):
-                if entry.is_file():
-                    entry.unlink()
-        partial = Path(tmp) / "rootfs.tar"
-        subprocess.run(
-            ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), "."], check=True
-        )
-        partial.rename(tarball)
-    for old in folder.glob(f"debian-{SUITE}-minbase-*.tar"):
-        if old != tarball:
+        shutil.move(rootfs / "var/lib/apt/lists", lists)  # for python3, not in the base
+        (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True)
+        _clean(rootfs)
+        _tar(rootfs, tarballs[BASE_IMAGE])
+        shutil.rmtree(rootfs / "var/lib/apt/lists")
+        shutil.move(lists, rootfs / "var/lib/apt/lists")
+        subprocess.run(["mount", "-t", "proc", "proc", str(rootfs / "proc")], check=True)
+        try:
+            out = subprocess.run(
+                ["chroot", str(rootfs), "apt-get", "install", "-y", "--no-install-recommends",
+                 *PYTHON_PACKAGES],
+                capture_output=True,
+                text=True,
+                env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            )  # fmt: skip
+        finally:
+            subprocess.run(["umount", "-l", str(rootfs / "proc")], check=False)
+        if out.returncode != 0:
+            raise RuntimeError(
+                f"apt-get install python3 failed: {(out.stdout + out.stderr)[-3000:]}"
+            )
+        _clean(rootfs)
+        _tar(rootfs, tarballs[PYTHON_IMAGE])
+    for old in folder.glob(f"debian-{SUITE}-*.tar"):
+        if old not in tarballs.values():
             old.unlink(missing_ok=True)
-    return tarball
+    return tarballs
 
 
-def import_base(engine: DockerEngine, ref: str = BASE_IMAGE) -> str:
-    """The base image in ``engine`` (imported from the cached tarball unless there)."""
-    if not engine.has_image(ref):
-        tarball = base_tarball()
-        engine.docker(
-            "import",
-            "--change", "ENV LANG=C.UTF-8",
-            "--change", 'CMD ["bash"]',
-            str(tarball),
-            ref,
-        )  # fmt: skip
-    return ref
+def _clean(rootfs: Path) -> None:
+    """No package lists, apt caches, downloaded .debs, docs, manuals or locales in an image."""
+    for junk in ("var/cache/apt", "var/cache/apt/archives", "var/lib/apt/lists"):
+        for entry in (rootfs / junk).glob("*"):
+            if entry.is_file():
+                entry.unlink()
+    for junk in ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale"):
+        for entry in (rootfs / junk).glob("*"):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def _tar(rootfs: Path, tarball: Path) -> None:
+    partial = tarball.with_name(tarball.name + ".partial")
+    subprocess.run(
+        ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), "."], check=True
+    )
+    partial.rename(tarball)
+
+
+def import_base(engine: DockerEngine) -> dict[str, str]:
+    """The base images in ``engine`` (imported from the cached tarballs unless there):
+    ``{"BASE": minbase, "PYTHON_BASE": minbase with python3}``, the Dockerfile's args."""
+    missing = [ref for ref in (BASE_IMAGE, PYTHON_IMAGE) if not engine.has_image(ref)]
+    if missing:
+        tarballs = base_tarballs()
+        for ref in missing:
+            engine.docker(
+                "import",
+                "--change", "ENV LANG=C.UTF-8",
+                "--change", 'CMD ["bash"]',
+                str(tarballs[ref]),
+                ref,
+            )  # fmt: skip
+    return {"BASE": BASE_IMAGE, "PYTHON_BASE": PYTHON_IMAGE}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -60,11 +61,13 @@ ORDER = {
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
     assert os.geteuid() == 0, "the container tier needs root (dockerd runs as root)"
-    with DockerEngine(root=tmp_path_factory.mktemp("docker")) as engine:
+    root = tmp_path_factory.mktemp("docker")
+    with DockerEngine(root=root) as engine:
         start = time.monotonic()
         times = build_images(engine)
         print(f"images built in {time.monotonic() - start:.0f} s: {times}")
         yield engine
+    shutil.rmtree(root / "data", ignore_errors=True)  # ~1 GB of layers
 
 
 @pytest.fixture(scope="module")
