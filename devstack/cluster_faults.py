@@ -361,11 +361,10 @@ class FaultReport:
             f" max {c.get('max_s', 0):.2f} s",
             "  faults: " + ", ".join(f"{n} at +{t:.1f} s" for n, t in self.marks.items()),
             f"  placing: {sum(self.attempts.values())} attempts {self.attempts};"
-            f" placing succeeds again {_secs(self.placing_again_after)} after the fault",
+            f" succeeds again {_secs(self.placing_again_after, after=' after the fault')}",
             f"  orders: {c.get('slowed', 0)} slowed past {c.get('threshold_s', 0):.2f} s, the last"
-            f" of them final {c.get('drained_s', 0):.2f} s after the fault; orders complete"
-            f" normally again {_secs(c.get('normal_again_s'), 'not within the burst')}"
-            " after the fault",
+            f" of them final {c.get('drained_s', 0):.2f} s after the fault; complete normally"
+            f" again {_secs(c.get('normal_again_s'), 'not within the burst', ' after the fault')}",
         ]
         out += [f"  recovery: {name} {secs:.2f} s" for name, secs in self.recovery.items()]
         verdict = "hold" if self.ok else "FAIL"
@@ -389,8 +388,8 @@ class FaultReport:
         return dict(self.__dict__) | {"ok": self.ok}
 
 
-def _secs(value: float | int | None, none: str = "never") -> str:
-    return none if value is None else f"{value:.2f} s"
+def _secs(value: float | int | None, none: str = "never", after: str = "") -> str:
+    return none if value is None else f"{value:.2f} s{after}"
 
 
 def account(state: Path, tag: str, count: int) -> dict[str, Any]:
