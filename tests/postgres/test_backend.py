@@ -5,6 +5,7 @@ deciding on the same row at once."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,10 +18,14 @@ from meshkit.database.postgres import PostgresDatabase, numbered
 from meshkit.errors import Aborted
 from services.inventory.store import SCHEMA as INVENTORY
 from services.inventory.store import InventoryStore
+from services.order.domain import validate_place_order
+from services.order.store import SCHEMA as ORDER
+from services.order.store import OrderStore
 from services.payment.store import SCHEMA as PAYMENT
 from services.payment.store import PaymentStore
 from shop.common.v1.money_pb2 import Money
 from shop.inventory.v1 import inventory_pb2
+from tests.support.orders import order_request
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -201,6 +206,45 @@ async def test_a_cancellation_waits_for_a_capture_in_flight_and_sees_its_payment
     release.set()
     await capturer
     assert await canceller
+    await first.close()
+    await second.close()
+
+
+async def test_two_placements_racing_with_one_key_store_one_order(
+    as_alpha: str, clean: None
+) -> None:
+    """Two order instances storing a draft with the same idempotency key at once (a
+    client's retry racing its first call): one order is stored; the other call gets its
+    id, or, if it raced the first's commit, ABORTED, whose retry gets the id."""
+    first = await PostgresDatabase.connect(as_alpha, ORDER)
+    second = await PostgresDatabase.connect(as_alpha, ORDER)
+    drafts = [validate_place_order(order_request(("SKU-A", 1))) for _ in range(2)]
+    key, fingerprint = drafts[0].idempotency_key, drafts[0].fingerprint
+    drafts[1] = dataclasses.replace(drafts[1], idempotency_key=key, fingerprint=fingerprint)
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def create_and_hold() -> str | None:
+        async with first.transaction():
+            placed = await OrderStore(first).create(drafts[0], 60.0)
+            holding.set()
+            await release.wait()
+            return placed
+
+    async def create() -> str | None:
+        return await OrderStore(second).create(drafts[1], 60.0)
+
+    holder = asyncio.create_task(create_and_hold())
+    await holding.wait()
+    racer = asyncio.create_task(create())
+    await eventually(lambda: waiting_for_a_lock(as_alpha), what="the second call waiting")
+    release.set()
+    assert await holder is None  # stored
+    with pytest.raises(Aborted):
+        await racer
+    assert await create() == drafts[0].order_id  # the retry
+    rows = await first.fetch_all("SELECT order_id FROM order_state")
+    assert [r["order_id"] for r in rows] == [drafts[0].order_id]
     await first.close()
     await second.close()
 
