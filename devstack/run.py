@@ -100,9 +100,12 @@ def main() -> None:
         # The console's admin actions (intentions, faults) are opt-in: CONSOLE_ADMIN=1
         # gives the gateway a Consul token of their own (docs/console.md).
         console_admin = os.environ.get("CONSOLE_ADMIN", "") == "1"
-        edge = stack.start_edge(
-            *(["--console-admin-token-file", str(console_admin_token_file(consul))] * console_admin)
+        admin_args = (
+            ["--console-admin-token-file", str(console_admin_token_file(consul))]
+            if console_admin
+            else []
         )
+        edge = stack.start_edge(*admin_args)
         console_link = start_console_client(edge, state)
         print(f"\nmeshkit-shop is up (logs in {stack.log_dir}):")
         print(f"  {'consul':<10} http://{consul.http_addr}  (UI at /ui)")
@@ -137,11 +140,9 @@ def main() -> None:
             print(f"  {'traces':<10} {sink}  (make trace ORDER=<order id>)")
         print(f"  {'hydra':<10} {edge.hydra.issuer}  (OAuth2; admin on {edge.hydra.admin_url})")
         print(f"  {'gateway':<10} {edge.url}  (REST, /graphql, /docs; `make token`)")
-        print(
-            f"  {'console':<10} {edge.url}/console  (admin actions"
-            f" {'ON' if console_admin else 'off: make run CONSOLE_ADMIN=1'});"
-            f" sign in with this link (`make console` prints a fresh one):\n    {console_link}"
-        )
+        admin = "ON" if console_admin else "off: make run CONSOLE_ADMIN=1"
+        print(f"  {'console':<10} {edge.url}/console  (admin actions {admin})")
+        print(f"  {'':<10} sign in: {console_link}  (`make console`: a fresh link)")
         certs = state / "certs" / "operator"
         print(
             "\ntry (see the README for more):\n  ~/.cache/meshkit-shop/bin/grpcurl"
