@@ -105,8 +105,10 @@ def wheelhouse() -> Path:
         check=True,
     )  # fmt: skip
     (tmp / "requirements.in").rename(tmp / "requirements.txt")
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)
+    except OSError:  # a parallel run made it first
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
