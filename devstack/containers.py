@@ -599,8 +599,20 @@ def print_summary(stack: ContainerStack) -> None:
     )
 
 
+def prepare() -> None:
+    """What the images are built from, ahead of a build (``make setup-all``): the base
+    images' tarballs and the wheels."""
+    from devstack.docker_engine import base_tarballs
+
+    for ref, path in base_tarballs().items():
+        print(f"{ref}: {path}")
+    print(f"wheels: {wheelhouse()}")
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["images"]:
         images_main(sys.argv[2:])
+    elif sys.argv[1:2] == ["prepare"]:
+        prepare()
     else:
         run_main(sys.argv[1:] if sys.argv[1:2] != ["run"] else sys.argv[2:])

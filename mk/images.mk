@@ -16,9 +16,10 @@ help-images:
 IMAGE_TOOLS := $(STAMPS)/python $(STAMPS)/consul $(STAMPS)/hydra $(STAMPS)/docker
 ALL_TOOLS += $(STAMPS)/docker
 
-$(STAMPS)/docker: scripts/install-docker.sh
+# (after the venv: it also makes the base images' tarballs and the wheels, with devstack)
+$(STAMPS)/docker: scripts/install-docker.sh | $(STAMPS)/python
 	@mkdir -p $(STAMPS)
-	@$(STEP) docker bash scripts/install-docker.sh
+	@PY=$(PY) $(STEP) docker bash scripts/install-docker.sh
 	@touch $@
 
 images:

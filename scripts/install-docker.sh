@@ -2,6 +2,7 @@
 # Install the Docker engine (Debian's docker.io: dockerd, containerd, runc) and debootstrap
 # (the base image is made from the machine's own Debian mirror, no image registry), as root.
 # Nothing is started here: devstack.docker_engine starts a dockerd of its own per run.
+# Then the base tarballs and the wheels of the images (cached; see docs/containers.md).
 # Prints a label for scripts/setup-step.sh.
 set -euo pipefail
 need=()
@@ -18,4 +19,8 @@ fi
 if command -v systemctl >/dev/null && systemctl is-active --quiet docker 2>/dev/null; then
   echo "install-docker: note: a system docker service runs too; devstack does not use it" >&2
 fi
+# What the images are built from, made now rather than in the first build: the base
+# images' root filesystems (debootstrap, once a day) and the pinned wheels (once per set).
+cd "$(dirname "$0")/.."
+"${PY:-.venv/bin/python}" -m devstack.containers prepare >&2
 echo "docker engine $(dockerd --version | sed -E 's/^Docker version ([^,]+),.*/\1/')"
