@@ -113,6 +113,8 @@ class EurekaDiscovery(Discovery):
         self._changed = asyncio.Event()
         self._loaded = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
+        self._own: set[str] = set()  # the instances this process registered
+        self._forgotten = False
 
     @classmethod
     def from_url(cls, url: str) -> EurekaDiscovery:
@@ -151,6 +153,8 @@ class EurekaDiscovery(Discovery):
                     raise ConnectionError(f"Eureka at {self.url}: {self.last_error}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 30.0)
+                if self.last_error:  # it went down meanwhile
+                    raise ConnectionError(f"Eureka at {self.url}: {self.last_error}")
             return self._generation, self._endpoints(app)
 
         return fetch
@@ -177,14 +181,14 @@ class EurekaDiscovery(Discovery):
             try:
                 if full:
                     body = await self._get("/apps")
-                    self._replace({i.instance_id: i for _, i in instances_of(body)})
+                    full = not self._accept({i.instance_id: i for _, i in instances_of(body)})
                 else:
-                    body = await self._get("/apps/delta")
-                    full = not self._apply(body)
-                    if full:
+                    instances = self._applied(await self._get("/apps/delta"))
+                    if instances is None:
                         log.info("eureka: the delta does not add up; fetching in full")
+                        full = True
                         continue
-                full = False
+                    full = not self._accept(instances)
                 if self.last_error:
                     log.warning("eureka: %s answers again", self.url)
                 self.last_error = ""
@@ -199,22 +203,37 @@ class EurekaDiscovery(Discovery):
                 self.last_error = repr(exc)
             await asyncio.sleep(self.fetch_interval)
 
-    def _replace(self, instances: dict[str, Instance]) -> None:
+    def _accept(self, instances: dict[str, Instance]) -> bool:
+        """Take ``instances`` as the copy, unless they lack this process's own registered
+        instances: a registry that has forgotten them (a restarted server: its registry is
+        in memory) has forgotten the others too, until their next heartbeats register them
+        again; meanwhile the last copy stays. False: not taken."""
+        missing = self._own - instances.keys()
+        if missing:
+            if not self._forgotten:
+                log.warning(
+                    "eureka: %s does not list %s (restarted?); keeping the last copy until it does",
+                    self.url,
+                    ", ".join(sorted(missing)),
+                )
+            self._forgotten = True
+            return False
+        self._forgotten = False
         if instances != self._instances:
             self._instances = instances
             self._bump()
+        return True
 
-    def _apply(self, delta: dict[str, Any]) -> bool:
-        """Apply a delta; False when the result's hash is not the server's."""
+    def _applied(self, delta: dict[str, Any]) -> dict[str, Instance] | None:
+        """The copy with a delta applied; None when its hash is not the server's."""
         instances = dict(self._instances)
         for action, i in instances_of(delta):
             if action == "DELETED":
                 instances.pop(i.instance_id, None)
             else:  # ADDED, MODIFIED
                 instances[i.instance_id] = i
-        self._replace(instances)
         expected = delta.get("applications", {}).get("apps__hashcode", "")
-        return expected == reconcile_hash(instances)
+        return instances if expected == reconcile_hash(instances) else None
 
     def _bump(self) -> None:
         self._generation += 1
@@ -308,9 +327,11 @@ class EurekaDiscovery(Discovery):
                 f"cannot register {r.instance_id} in Eureka at {self.url}: {exc!r}"
             ) from exc
         keeper = asyncio.create_task(keep_registered(status), name=f"eureka-renew:{r.instance_id}")
+        self._own.add(r.instance_id)
         try:
             yield
         finally:
+            self._own.discard(r.instance_id)
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
             try:

@@ -10,7 +10,7 @@ import pytest
 from meshkit.config import MeshConfig
 from meshkit.discovery import open_discovery
 from meshkit.discovery.dns import KUBERNETES_NAME, DnsDiscovery
-from meshkit.discovery.eureka import EurekaDiscovery, instances_of, reconcile_hash
+from meshkit.discovery.eureka import EurekaDiscovery, Instance, instances_of, reconcile_hash
 
 
 def app(name: str, *instances: tuple[str, int, str, str]) -> dict[str, object]:
@@ -34,23 +34,43 @@ def test_a_lone_instance_is_read_like_a_list() -> None:
     assert (action, instance.app, instance.port) == ("ADDED", "ORDER", 5001)
 
 
+def copy_of(body: dict[str, object]) -> dict[str, Instance]:
+    return {i.instance_id: i for _, i in instances_of(body)}
+
+
 async def test_deltas_are_applied_and_checked_against_the_servers_hash() -> None:
     eureka = EurekaDiscovery()
-    eureka._replace(
-        {i.instance_id: i for _, i in instances_of(apps(app("ORDER", ("o1", 1, "UP", "ADDED"))))}
-    )
+    assert eureka._accept(copy_of(apps(app("ORDER", ("o1", 1, "UP", "ADDED")))))
     delta = apps(
         app("ORDER", ("o2", 2, "UP", "ADDED"), ("o1", 1, "DOWN", "MODIFIED")),
         app("PAYMENT", ("p1", 3, "UP", "ADDED")),
         hashcode="DOWN_1_UP_2_",
     )
-    assert eureka._apply(delta)
+    applied = eureka._applied(delta)
+    assert applied is not None and eureka._accept(applied)
     assert [e.port for e in eureka._endpoints("ORDER")] == [2]  # only UP instances
-    gone = apps(app("PAYMENT", ("p1", 3, "UP", "DELETED")), hashcode="DOWN_1_UP_1_")
-    assert eureka._apply(gone) and eureka._endpoints("PAYMENT") == ()
-    # a delta that does not add up (one was missed): the caller fetches in full
-    assert not eureka._apply(apps(hashcode="UP_5_"))
+    gone = eureka._applied(
+        apps(app("PAYMENT", ("p1", 3, "UP", "DELETED")), hashcode="DOWN_1_UP_1_")
+    )
+    assert gone is not None and eureka._accept(gone) and eureka._endpoints("PAYMENT") == ()
+    # a delta that does not add up (one was missed): nothing applied, the caller fetches in full
+    assert eureka._applied(apps(hashcode="UP_5_")) is None
     assert reconcile_hash(eureka._instances) == "DOWN_1_UP_1_"
+
+
+async def test_a_registry_that_forgot_this_instance_does_not_replace_the_copy() -> None:
+    """A restarted server (in-memory registry) answers empty until the instances'
+    heartbeats register them again: a process whose own instance is missing keeps its copy."""
+    eureka = EurekaDiscovery()
+    known = copy_of(
+        apps(app("ORDER", ("o1", 1, "UP", "ADDED")), app("PAYMENT", ("p1", 3, "UP", "ADDED")))
+    )
+    assert eureka._accept(known)
+    eureka._own.add("o1")
+    assert not eureka._accept({})
+    assert [e.port for e in eureka._endpoints("PAYMENT")] == [3]
+    assert eureka._accept(copy_of(apps(app("ORDER", ("o1", 1, "UP", "ADDED")))))
+    assert eureka._endpoints("PAYMENT") == ()
 
 
 def test_settings_are_checked_with_the_field_named() -> None:
