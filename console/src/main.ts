@@ -220,6 +220,13 @@ async function placeOrder(form: FormData): Promise<void> {
     result.className = "error";
     result.textContent = `order refused — ${message}`;
     failed.unshift({ id: `failed-${Date.now()}`, at: new Date().toISOString(), message });
+    // The detail shows the refusal, not the order selected before it.
+    selected = null;
+    $("#detail").replaceChildren(
+      h("div", { class: "card-head" }, h("h2", {}, "Order refused"), h("span", { class: "badge FAILED" }, "REFUSED")),
+      h("p", { class: "reason", id: "refusal" }, message),
+      h("p", { class: "muted small" }, "No order was created: the gateway or a service refused it before the saga began."),
+    );
   }
   renderOrders();
 }

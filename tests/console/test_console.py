@@ -78,6 +78,7 @@ def test_a_deny_intention_turns_its_edge_red_and_fails_the_next_order_until_lift
     expect(result).to_have_class("error", timeout=SAGA_TIMEOUT)
     expect(result).to_contain_text("PERMISSION_DENIED")
     expect(page.locator("#orders li.failed-place").first).to_contain_text("PERMISSION_DENIED")
+    expect(page.locator("#refusal")).to_contain_text("PERMISSION_DENIED")
     shot(page, console_stack, "denied")
 
     row.locator("button.lift").click()
