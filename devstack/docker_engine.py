@@ -105,7 +105,11 @@ class DockerEngine(ChildProcess):
         return out.returncode == 0 and bool(out.stdout.strip())
 
     def docker(
-        self, *args: str, check: bool = True, input: bytes | str | None = None, timeout=None
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``docker <args>`` against this engine; its output captured (text)."""
         try:
