@@ -145,17 +145,20 @@ class DockerEngine(ChildProcess):
 
 
 def debian_mirror() -> str:
-    """The machine's own Debian mirror: the first ``URIs:``/``deb`` line of apt's sources
-    naming the main archive (not the security one)."""
+    """The machine's own Debian mirror: ``MESHKIT_DEBIAN_MIRROR``, else the first
+    ``URIs:``/``deb`` line of apt's sources naming a Debian archive (not the security one),
+    else (a machine that is not Debian) deb.debian.org."""
+    if os.environ.get("MESHKIT_DEBIAN_MIRROR"):
+        return os.environ["MESHKIT_DEBIAN_MIRROR"]
     sources = [*sorted(Path("/etc/apt/sources.list.d").glob("*")), Path("/etc/apt/sources.list")]
     for path in sources:
         if not path.is_file():
             continue
         for line in path.read_text().splitlines():
             m = re.match(r"\s*(?:URIs:|deb)\s+(?:\[[^]]*\]\s+)?(\S+)", line)
-            if m and "security" not in m.group(1):
+            if m and "/debian" in m.group(1) and "security" not in m.group(1):
                 return m.group(1)
-    raise RuntimeError("no Debian mirror in /etc/apt/sources.list(.d): cannot make the base image")
+    return "http://deb.debian.org/debian"
 
 
 def base_tarballs(mirror: str | None = None, today: datetime.date | None = None) -> dict[str, Path]:

@@ -8,6 +8,8 @@ set -euo pipefail
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# (on a machine that is not Debian, debootstrap checks bookworm's signatures with this)
+[[ -f /usr/share/keyrings/debian-archive-keyring.gpg ]] || need+=(debian-archive-keyring)
 if ((${#need[@]})); then
   [[ $(id -u) == 0 ]] || { echo "install-docker: needs root for apt-get (${need[*]})" >&2; exit 1; }
   export DEBIAN_FRONTEND=noninteractive
