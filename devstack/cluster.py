@@ -56,6 +56,7 @@ from meshkit.config import MeshConfig
 from meshkit.security.certificates import consul_ca_config
 
 GATEWAY = "gateway"
+STREAM_REPLICAS = 3  # the event stream's (R3: one server may fail, a majority remains)
 T = TypeVar("T")
 
 READY_TIMEOUT = 90.0  # seconds for a process of the cluster to be ready, on a loaded machine
@@ -137,9 +138,9 @@ class Cluster:
         out: Callable[[str], None] = print,
     ) -> None:
         if nodes < 3:
-            raise ValueError("nodes: a cluster of Consul clients and NATS servers needs >= 3")
+            raise ValueError(f"--nodes {nodes}: a cluster needs 3 nodes or more (NATS R3)")
         if replicas < 1 or gateways < 0:
-            raise ValueError("replicas must be >= 1 and gateways >= 0")
+            raise ValueError(f"--replicas {replicas} / --gateways {gateways}: >= 1 / >= 0")
         self.state = state.resolve()
         self.log_dir = (log_dir or self.state / "logs").resolve()
         self.replicas, self.gateways, self.with_edge = replicas, gateways, edge
@@ -247,7 +248,7 @@ class Cluster:
             self.nodes.append(Node(name, agent, nats, launcher))
         start_together([n.agent for n in self.nodes] + nats_nodes)
         self.wait_nats_meta_leader()
-        ensure_replicated_stream(nats_nodes[0], replicas=len(nats_nodes))
+        ensure_replicated_stream(nats_nodes[0], replicas=STREAM_REPLICAS)
         self.wait_stream_whole()
 
     def _signer_env(self, service: str) -> dict[str, str]:
@@ -391,7 +392,7 @@ class Cluster:
     def stream_whole(self) -> bool:
         """The stream has a leader and every other replica is current."""
         state = self.stream_state()
-        return bool(state.leader) and len(set(state.current)) == len(self.nodes)
+        return bool(state.leader) and len(set(state.current)) == STREAM_REPLICAS
 
     def consul_whole(self) -> bool:
         """A leader, and every server a voter again."""
@@ -470,7 +471,8 @@ class Cluster:
             f"{r['name']} ({'current' if r.get('current') else 'behind'})" for r in stream.replicas
         )
         lines.append(
-            f"  stream     {events.stream} R{len(self.nodes)}: leader {stream.leader or 'NONE'},"
+            f"  stream     {events.stream} R{bool(stream.leader) + len(stream.replicas)}:"
+            f" leader {stream.leader or 'NONE'},"
             f" replicas {replicas or '-'}"
         )
         c = self.consul
@@ -583,13 +585,16 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    cluster = Cluster(
-        a.state_dir,
-        nodes=a.nodes,
-        replicas=a.replicas,
-        gateways=a.gateways,
-        out=lambda line: print(line, flush=True),
-    )
+    try:
+        cluster = Cluster(
+            a.state_dir,
+            nodes=a.nodes,
+            replicas=a.replicas,
+            gateways=a.gateways,
+            out=lambda line: print(line, flush=True),
+        )
+    except ValueError as exc:
+        p.error(str(exc))
     try:
         cluster.start()
         issue = ["certs", "issue", "operator", "--consul", cluster.consul.http_addr]

@@ -225,7 +225,9 @@ class Gateways:
         self.turn = 0
 
     def _find(self) -> list[str]:
-        entries = self.cluster.consul.get(f"/v1/health/service/{GATEWAY}?passing=1")
+        consul = self.cluster.consul  # as the operator: its token reads the catalog
+        path = f"/v1/health/service/{GATEWAY}?passing=1"
+        entries = consul.get(path, token=consul.service_token("operator"))
         assert isinstance(entries, list)
         return [f"http://{e['Service']['Address']}:{e['Service']['Port']}" for e in entries]
 
