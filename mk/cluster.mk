@@ -22,6 +22,7 @@ BURST_RATE ?= 20
 run-cluster: setup
 	$(PY) -m devstack.cluster $(CLUSTER_ARGS)
 
-cluster-fault: setup
+cluster-fault:
 	@test -n "$(SCENARIO)" || { echo "usage: make cluster-fault SCENARIO=<name> (SCENARIO=list lists them)"; exit 2; }
+	@$(MAKE) --no-print-directory setup
 	$(PY) -m devstack.cluster_faults $(SCENARIO) --orders $(ORDERS) --rate $(BURST_RATE) $(CLUSTER_FAULT_ARGS)
