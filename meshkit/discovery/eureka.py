@@ -321,11 +321,13 @@ class EurekaDiscovery(Discovery):
         status = await status_now()
         try:
             await register(status)
-        except aiohttp.ClientError as exc:
+        except BaseException as exc:
             await probe.close()
-            raise RuntimeError(
-                f"cannot register {r.instance_id} in Eureka at {self.url}: {exc!r}"
-            ) from exc
+            if isinstance(exc, aiohttp.ClientError):
+                raise RuntimeError(
+                    f"cannot register {r.instance_id} in Eureka at {self.url}: {exc!r}"
+                ) from exc
+            raise
         keeper = asyncio.create_task(keep_registered(status), name=f"eureka-renew:{r.instance_id}")
         self._own.add(r.instance_id)
         try:
