@@ -1,11 +1,14 @@
 """The event bus on Apache Kafka (aiokafka): a topic per event family, keyed by the order.
 
-- **Topics**: an event type's family is the service that owns it (the mesh file's
-  ``[events.owners]``): ``shop.events.v1.OrderPlaced`` (owner ``order``) goes to the topic
-  ``shop.events.v1.order``, with ``PARTITIONS`` partitions. The message key is the
-  envelope's correlation id (the order, ``publish(key=)``), so one order's events of a
-  family are in one partition, in publish order. The type, id and trace context ride in
-  headers (``mesh-type``, ``mesh-id``, ``traceparent``).
+- **Topics**: an event type's family is its protobuf package, the events of one flow:
+  ``shop.events.v1.OrderPlaced`` goes to the topic ``shop.events.v1``, with ``PARTITIONS``
+  partitions. The message key is the envelope's correlation id (the order,
+  ``publish(key=)``), so all of one order's events are in one partition, in publish order:
+  a participant sees OrderPlaced before the StockReserved that answered it, as on NATS's
+  single stream (with a topic per publishing service it would not, and the saga's waits
+  for a step not yet remembered would become redeliveries). A consumer group skips the
+  types it does not handle. The type, id and trace context ride in headers (``mesh-type``,
+  ``mesh-id``, ``traceparent``).
 - **Producer**: idempotent (``enable_idempotence``: acks from all replicas, a retried send
   is written once). Kafka keeps no de-duplication window across producer sessions: an
   outbox row published again after a crash is a second message, which the idempotent
@@ -53,12 +56,10 @@ TYPE, ID, ATTEMPT, DUE = "mesh-type", "mesh-id", "mesh-attempt", "mesh-due"
 TOPIC_EXISTS = 36  # Kafka's TOPIC_ALREADY_EXISTS error code
 
 
-def family_topic(subject: str, events: EventsSettings) -> str:
-    """The topic of event type ``subject``: its package and its owner (``a.b.v1.order``);
-    the package alone for a type with no owner."""
-    package = subject.rsplit(".", 1)[0]
-    owner = events.owners.get(subject)
-    return f"{package}.{owner}" if owner else package
+def family_topic(subject: str) -> str:
+    """The topic of event type ``subject``: its family, the protobuf package of the events
+    of one flow (``shop.events.v1``), so all of one order's events share a partition."""
+    return subject.rsplit(".", 1)[0]
 
 
 def retry_topic(group: str) -> str:
@@ -310,7 +311,7 @@ class KafkaBus:
         return bus
 
     def topic_of(self, subject: str) -> str:
-        return family_topic(subject, self.events)
+        return family_topic(subject)
 
     async def ensure_topics(self, names: Sequence[str]) -> None:
         missing = [n for n in names if n not in self._topics]
