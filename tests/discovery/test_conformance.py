@@ -61,9 +61,10 @@ def ports(endpoints: Endpoints | None) -> set[int]:
     return {e.port for e in endpoints or ()}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def client(stack: Stack) -> AsyncIterator[Mesh]:
-    """A mesh with ``order``'s identity (allowed to call inventory), in the stack."""
+    """A mesh with ``order``'s identity (allowed to call inventory), in the stack; its
+    watches live as long as the backend's tests."""
     mesh, _ = await open_mesh(stack.mesh_config("order"))
     yield mesh
     await mesh.close()
