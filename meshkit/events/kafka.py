@@ -324,7 +324,23 @@ class KafkaBus:
             for name, code, *_ in response.topic_errors:
                 if code not in (0, TOPIC_EXISTS):
                     raise KafkaError(f"creating topic {name}: error {code}")
+            await self._led([t.name for t in new])
         self._topics.update(missing)
+
+    async def _led(self, names: Sequence[str], timeout: float = 15.0) -> None:
+        """Until every partition of new topics ``names`` has a leader (a consumer that
+        subscribes earlier logs them as missing, and waits a metadata refresh for them)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            described = await self.admin.describe_topics(list(names))
+            if all(
+                t.get("error_code", 0) == 0
+                and t.get("partitions")
+                and all(p.get("leader", -1) >= 0 for p in t["partitions"])
+                for t in described
+            ):
+                return
+            await asyncio.sleep(0.2)
 
     async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
         carrier: dict[str, str] = {}
@@ -356,7 +372,10 @@ class KafkaBus:
         """The group's messages past its committed offsets, on every partition of its
         topics (None if Kafka has no offsets for it and it does not consume here)."""
         group = self._groups.get(durable)
-        committed = await self.admin.list_consumer_group_offsets(durable)
+        try:
+            committed = await self.admin.list_consumer_group_offsets(durable)
+        except KafkaError:  # no coordinator yet (a new broker's offsets topic): none
+            committed = {}
         if group is None and not committed:
             return None
         topics = group.topics if group else sorted({tp.topic for tp in committed})
