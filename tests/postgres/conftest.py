@@ -21,9 +21,11 @@ INVARIANT_TABLES = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster with the databases and roles ``alpha`` and ``beta``."""
+    """A PostgreSQL cluster with the databases and roles ``alpha`` and ``beta``, for the
+    tier's tests of the backend, the migrations and the roles (each empties the database
+    it uses first)."""
     state = tmp_path_factory.mktemp("postgres")
     pg = PostgresCluster(
         data_dir=state / "postgres",

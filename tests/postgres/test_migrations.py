@@ -123,6 +123,25 @@ async def test_a_sqlite_database_made_before_migrations_opens_as_it_is(tmp_path:
     await db.close()
 
 
+async def test_a_sqlite_migration_runs_inside_its_transaction(tmp_path: Path) -> None:
+    """SQLite: a migration's statements run one by one in the open transaction (sqlite3's
+    executescript would commit it first), so a failing one leaves nothing behind; and a
+    portable ``FOR UPDATE`` is dropped (SQLite's writers are one at a time)."""
+    directory = tmp_path / "migrations"
+    write(directory, "0001_init.sql", "CREATE TABLE a (k TEXT);\nCREATE TABLE a (k TEXT);")
+    with pytest.raises(sqlite3.OperationalError, match="already exists"):
+        await SqliteDatabase.open(tmp_path / "t.db", Migrations("broken", directory))
+    db = await SqliteDatabase.open(tmp_path / "t.db", "SELECT 1;")
+    tables = await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table'")
+    assert [r["name"] for r in tables] == []  # not even schema_migrations
+    async with db.transaction() as conn:
+        await conn.execute("CREATE TABLE b (k TEXT PRIMARY KEY)")
+        await conn.execute("INSERT INTO b VALUES (?)", ("x",))
+        row = await conn.fetch_one("SELECT k FROM b WHERE k = ? FOR UPDATE", ("x",))
+        assert row is not None and row["k"] == "x"
+    await db.close()
+
+
 def test_migration_files_are_checked(tmp_path: Path) -> None:
     def broken(*files: str) -> Migrations:
         directory = tmp_path / f"m{len(list(tmp_path.iterdir()))}"
