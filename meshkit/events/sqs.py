@@ -10,12 +10,16 @@
   events reach its group in publish order (the publishes of one key are sent one after
   another), one at a time; the de-duplication id is the event id, so a second publish of
   an event within SQS's five minutes is dropped by the queue.
-- Redelivery: a nak makes the message visible again after its delay (whole seconds, the
-  visibility timeout's unit), which also holds back that order's later events; a message
-  received ``MAX_RECEIVES`` times moves to the group's dead-letter queue
-  (``<stream>-<service>-dead.fifo``, a redrive policy).
-- Acks are deletes, sent in batches once the handler has had the batch.
-- Lag: the queue's approximate counts (visible: pending; in flight: ack pending).
+- Redelivery: a nak sends a copy (its attempt counted in an attribute) to the group's
+  retry queue (``<stream>-<service>-retry``, a standard queue) with the delay as its
+  ``DelaySeconds``, then acks the original: the order's later events are not held behind
+  it (a FIFO group blocked by a message that waits for a later one of the same order
+  would never move: a saga's step that arrived before the event it needs). After
+  ``MAX_ATTEMPTS`` the copy goes to the group's dead-letter queue instead
+  (``<stream>-<service>-dead.fifo``), where a message received ``MAX_RECEIVES`` times
+  without an ack (a consumer dying on it) also moves (a redrive policy).
+- Acks are deletes, sent in batches while the next batch is handled.
+- Lag: the queues' approximate counts (visible and delayed: pending; in flight: ack pending).
 
 An endpoint (``--broker-url``) is an SQS-compatible server (devstack's ElasticMQ);
 without one, AWS's own, with the usual credential chain. A loopback endpoint with no
@@ -48,10 +52,12 @@ log = logging.getLogger("mesh.events")
 
 BATCH = 10  # SQS's most per receive
 VISIBILITY_TIMEOUT = 10  # seconds a received message is hidden before it comes back
-MAX_RECEIVES = 50  # then it moves to the dead-letter queue
+MAX_RECEIVES = 50  # received without an ack: then it moves to the dead-letter queue
+MAX_ATTEMPTS = 50  # nak'ed: then it moves to the dead-letter queue
 WAIT_SECONDS = 1  # long polling
 SUBSCRIBERS_TTL = 2.0
 SEND_CONCURRENCY = 4  # batches in flight to one queue
+RECEIVE_PAUSE = 0.05  # seconds before a receive that follows a short batch
 TAG_PREFIX = "subscribes:"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -65,17 +71,19 @@ def dead_letter_name(stream: str, durable: str) -> str:
     return f"{stream}-{durable}-dead.fifo"
 
 
+def retry_name(stream: str, durable: str) -> str:
+    return f"{stream}-{durable}-retry"
+
+
 @dataclass
 class _Delivery:
     bus: SQSBus
-    queue_url: str
+    durable: str
     message: dict[str, Any]
     acks: list[str]
-    nacked: bool = False
 
-    @property
-    def group(self) -> str:
-        return str(self.message.get("Attributes", {}).get("MessageGroupId", ""))
+    def _attribute(self, name: str) -> str:
+        return str(self.message.get("MessageAttributes", {}).get(name, {}).get("StringValue", ""))
 
     @property
     def data(self) -> bytes:
@@ -83,21 +91,20 @@ class _Delivery:
 
     @property
     def attempt(self) -> int:
-        """Receives, less those that held it back behind an earlier message of its group."""
+        """The naks before this copy, plus its receives (a consumer that died on it)."""
         received = int(self.message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
-        return max(1, received - self.bus._holds.get(self.message["MessageId"], 0))
+        return int(self._attribute("attempt") or 1) + received - 1
+
+    @property
+    def group(self) -> str:
+        return str(self.message.get("Attributes", {}).get("MessageGroupId", ""))
 
     async def ack(self) -> None:
-        self.bus._holds.pop(self.message["MessageId"], None)
         self.acks.append(self.message["ReceiptHandle"])
 
     async def nak(self, delay: float) -> None:
-        self.nacked = True
-        await self.bus.client.change_message_visibility(
-            QueueUrl=self.queue_url,
-            ReceiptHandle=self.message["ReceiptHandle"],
-            VisibilityTimeout=min(math.ceil(delay), 12 * 3600),
-        )
+        await self.bus._retry(self, delay)
+        self.acks.append(self.message["ReceiptHandle"])
 
 
 @dataclass
@@ -172,7 +179,6 @@ class SQSBus:
         self._last_by_key: dict[str, asyncio.Future[None]] = {}
         self._urls: dict[str, str] = {}
         self._senders: dict[str, _BatchSender] = {}
-        self._holds: dict[str, int] = {}  # message id -> receives that only held it back
 
     @classmethod
     async def connect(cls, endpoint: str, name: str, events: EventsSettings) -> SQSBus:
@@ -222,6 +228,15 @@ class SQSBus:
             QueueName=dead_letter_name(self.stream, durable),
             Attributes={"FifoQueue": "true", "MessageRetentionPeriod": "1209600"},
         )
+        self._urls[dead_letter_name(self.stream, durable)] = dead["QueueUrl"]
+        retry = await self.client.create_queue(
+            QueueName=retry_name(self.stream, durable),
+            Attributes={
+                "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+                "MessageRetentionPeriod": "1209600",
+            },
+        )
+        self._urls[retry_name(self.stream, durable)] = retry["QueueUrl"]
         arn = (
             await self.client.get_queue_attributes(
                 QueueUrl=dead["QueueUrl"], AttributeNames=["QueueArn"]
@@ -268,8 +283,8 @@ class SQSBus:
             listed = await self.client.list_queues(QueueNamePrefix=f"{self.stream}-")
             queues: dict[str, frozenset[str] | None] = {}
             for url in listed.get("QueueUrls", []):
-                if url.endswith("-dead.fifo"):
-                    continue
+                if not url.endswith(".fifo") or url.endswith("-dead.fifo"):
+                    continue  # a group's retry and dead-letter queues
                 tags = (await self.client.list_queue_tags(QueueUrl=url)).get("Tags", {})
                 types = frozenset(k[len(TAG_PREFIX) :] for k in tags if k.startswith(TAG_PREFIX))
                 queues[url] = types or None  # untagged: every type
@@ -301,7 +316,7 @@ class SQSBus:
                 "MessageBody": body,
                 "MessageGroupId": group,
                 "MessageDeduplicationId": msg_id,
-                "MessageAttributes": {"subject": {"DataType": "String", "StringValue": subject}},
+                "MessageAttributes": _attributes(subject, msg_id, 1),
             }
             await asyncio.gather(*(self._sender(url).send(entry) for url in targets))
         finally:
@@ -325,34 +340,53 @@ class SQSBus:
                 await asyncio.sleep(1.0)
         # The next receive is under way while the handler has the current batch (a
         # group's next messages are not in it: FIFO holds them while one is in hand).
-        # Acks (deletes) go out while the next batch is handled.
-        pending = asyncio.ensure_future(self._receive(url, durable))
+        # The group's queue and its retry queue each have a receive under way while the
+        # handler has a batch (a group's next messages are not in it: FIFO holds them
+        # while one is in hand); acks (deletes) go out while the next batch is handled.
+        retry_url = self._urls[retry_name(self.stream, durable)]
+        batches: asyncio.Queue[tuple[str, list[dict[str, Any]]]] = asyncio.Queue(maxsize=1)
+        pollers = [asyncio.create_task(self._poll(u, durable, batches)) for u in (url, retry_url)]
         deleting: set[asyncio.Task[None]] = set()
         try:
             while True:
-                messages = await pending
-                pending = asyncio.ensure_future(self._receive(url, durable))
-                acks = await self._handle(url, messages, wanted, handler)
+                source, messages = await batches.get()
+                acks = await self._handle(durable, messages, wanted, handler)
                 if acks:
-                    task = asyncio.create_task(self._delete(url, acks))
+                    task = asyncio.create_task(self._delete(source, acks))
                     deleting.add(task)
                     task.add_done_callback(deleting.discard)
         except Exception:
             log.exception("consumer %s stopped", durable)
             raise
         finally:
-            pending.cancel()
+            for poller in pollers:
+                poller.cancel()
             if deleting:  # what was handled is acked, even when cancelled
                 await asyncio.shield(asyncio.gather(*deleting, return_exceptions=True))
 
-    async def _receive(self, url: str, durable: str) -> list[dict[str, Any]]:
+    async def _poll(
+        self,
+        url: str,
+        durable: str,
+        batches: asyncio.Queue[tuple[str, list[dict[str, Any]]]],
+    ) -> None:
+        pause = 0.0
+        while True:
+            messages = await self._receive(url, durable, pause)
+            # a short batch: wait a moment for more (fewer requests per message)
+            pause = 0.0 if len(messages) == BATCH else RECEIVE_PAUSE
+            if messages:
+                await batches.put((url, messages))
+
+    async def _receive(self, url: str, durable: str, pause: float = 0.0) -> list[dict[str, Any]]:
+        await asyncio.sleep(pause)
         try:
             received = await self.client.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=BATCH,
                 WaitTimeSeconds=WAIT_SECONDS,
                 AttributeNames=["ApproximateReceiveCount", "MessageGroupId"],
-                MessageAttributeNames=["subject"],
+                MessageAttributeNames=["All"],
             )
         except (BotoCoreError, ClientError) as exc:  # the server away: try again
             log.warning("consumer %s: %s", durable, exc)
@@ -361,42 +395,62 @@ class SQSBus:
         return list(received.get("Messages", []))
 
     async def _handle(
-        self, url: str, messages: list[dict[str, Any]], wanted: set[str], handler: Handler
+        self, durable: str, messages: list[dict[str, Any]], wanted: set[str], handler: Handler
     ) -> list[str]:
-        """One receive's messages to ``handler``. They may hold several of a group (an
-        order), in order: the handler gets them in rounds, a group once per round, and a
-        group whose message was nak'ed has its later ones put back behind it. Returns the
-        receipts to delete (acked, or not of the group's types)."""
+        """One receive's messages to ``handler``; the receipts to delete (acked, nak'ed
+        and sent to the retry queue, or not of the group's types)."""
         acks: list[str] = []
-        rounds: list[list[_Delivery]] = []
-        per_group: dict[str, int] = {}
+        deliveries = []
         for message in messages:
-            subject = message.get("MessageAttributes", {}).get("subject", {})
-            if subject.get("StringValue") not in wanted:
+            delivery = _Delivery(self, durable, message, acks)
+            if delivery._attribute("subject") in wanted:
+                deliveries.append(delivery)
+            else:
                 acks.append(message["ReceiptHandle"])
-                continue
-            delivery = _Delivery(self, url, message, acks)
-            n = per_group.get(delivery.group, 0)
-            per_group[delivery.group] = n + 1
-            if n == len(rounds):
-                rounds.append([])
-            rounds[n].append(delivery)
         try:
-            failed: set[str] = set()
-            for deliveries in rounds:
-                todo = [d for d in deliveries if d.group not in failed]
-                for held in (d for d in deliveries if d.group in failed):
-                    self._holds[held.message["MessageId"]] = (
-                        self._holds.get(held.message["MessageId"], 0) + 1
-                    )
-                    await held.nak(0)
-                if todo:
-                    await handler(todo)
-                failed |= {d.group for d in todo if d.nacked}
+            if deliveries:
+                await handler(deliveries)
         except BaseException:
-            await asyncio.shield(self._delete(url, acks))
+            await asyncio.shield(self._delete_anywhere(durable, deliveries, acks))
             raise
         return acks
+
+    async def _delete_anywhere(
+        self, durable: str, deliveries: list[_Delivery], acks: list[str]
+    ) -> None:
+        """Acks of a batch whose handler was interrupted (its source unknown here: both
+        queues are tried; a receipt of the other queue is refused harmlessly)."""
+        for name in (queue_name(self.stream, durable), retry_name(self.stream, durable)):
+            await self._delete(self._urls[name], acks)
+
+    async def _retry(self, delivery: _Delivery, delay: float) -> None:
+        """A copy of ``delivery`` to its group's retry queue, due in ``delay`` seconds (or
+        to its dead-letter queue after ``MAX_ATTEMPTS``)."""
+        attempt = delivery.attempt
+        subject, msg_id = delivery._attribute("subject"), delivery._attribute("id")
+        body = delivery.message["Body"]
+        if attempt >= MAX_ATTEMPTS:
+            log.error(
+                "sqs: %s %s failed %d times; moved to %s",
+                subject,
+                msg_id,
+                attempt,
+                dead_letter_name(self.stream, delivery.durable),
+            )
+            await self.client.send_message(
+                QueueUrl=self._urls[dead_letter_name(self.stream, delivery.durable)],
+                MessageBody=body,
+                MessageGroupId=delivery.group or msg_id or "dead",
+                MessageDeduplicationId=f"{msg_id}-dead-{attempt}",
+                MessageAttributes=_attributes(subject, msg_id, attempt),
+            )
+            return
+        await self.client.send_message(
+            QueueUrl=self._urls[retry_name(self.stream, delivery.durable)],
+            MessageBody=body,
+            DelaySeconds=min(math.ceil(delay), 900),
+            MessageAttributes=_attributes(subject, msg_id, attempt + 1),
+        )
 
     async def _delete(self, url: str, receipts: list[str]) -> None:
         """Deletes (acks) in batches of ten; one that fails comes back (idempotent)."""
@@ -431,14 +485,39 @@ class SQSBus:
         created = int(attributes.get("CreatedTimestamp", 0))
         if time.time() < created + SUBSCRIBERS_TTL + 1:
             return None
-        return ConsumerLag(
-            pending=int(attributes.get("ApproximateNumberOfMessages", 0))
-            + int(attributes.get("ApproximateNumberOfMessagesDelayed", 0)),
-            ack_pending=int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        pending = int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesDelayed", 0)
         )
+        ack_pending = int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
+        retry_url = await self._queue_url(retry_name(self.stream, durable))
+        if retry_url is not None:
+            retry = (
+                await self.client.get_queue_attributes(
+                    QueueUrl=retry_url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                        "ApproximateNumberOfMessagesDelayed",
+                    ],
+                )
+            )["Attributes"]
+            pending += int(retry.get("ApproximateNumberOfMessages", 0)) + int(
+                retry.get("ApproximateNumberOfMessagesDelayed", 0)
+            )
+            ack_pending += int(retry.get("ApproximateNumberOfMessagesNotVisible", 0))
+        return ConsumerLag(pending=pending, ack_pending=ack_pending)
 
     async def close(self) -> None:
         await self._exit_stack.aclose()
+
+
+def _attributes(subject: str, msg_id: str, attempt: int) -> dict[str, Any]:
+    """A message's attributes: its event type, its event id, its attempt."""
+    return {
+        "subject": {"DataType": "String", "StringValue": subject},
+        "id": {"DataType": "String", "StringValue": msg_id},
+        "attempt": {"DataType": "Number", "StringValue": str(attempt)},
+    }
 
 
 def _not_found(exc: ClientError) -> bool:
