@@ -23,8 +23,8 @@ $(STAMPS)/kafka: scripts/install-kafka.sh infra/kafka/pom.xml
 
 # The order flow on each broker side by side (bench/brokers.py); `make bench` runs it too.
 # BROKER_BENCH_ARGS go to bench/brokers.py, e.g. "--brokers nats,kafka" or "--quick".
-# BROKER_TOOLS: every broker's server (the RabbitMQ and SQS stamps join it).
-BROKER_TOOLS += $(STAMPS)/kafka
+# BROKER_TOOLS: every broker's server (RabbitMQ's and SQS's rules: mk/brokers-rabbitmq-sqs.mk).
+BROKER_TOOLS += $(STAMPS)/kafka $(STAMPS)/rabbitmq $(STAMPS)/sqs
 .PHONY: bench-brokers
 help: help-bench-brokers
 help-bench-brokers:
