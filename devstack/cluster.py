@@ -519,27 +519,51 @@ class Cluster:
 def start_together(
     procs: Iterable[ChildProcess], timeout: float = READY_TIMEOUT, attempts: int = 3
 ) -> None:
-    """Launch every process, then wait for each (a cluster's members need each other to be
-    ready); one that exits before it is ready is launched again (``attempts`` in all: seen,
-    a SIGABRT in the forked child of a process busy with gRPC, before its exec); if one
-    fails for good, the others are stopped too."""
+    """Launch every process, then wait until each is ready (a cluster's members need each
+    other for that: Consul servers elect no leader until ``bootstrap_expect`` are up). One
+    that exits before it is ready is launched again, ``attempts`` in all (seen: a SIGABRT
+    in the forked child of a process busy with gRPC, before its exec; a free port taken by
+    another process in between, when it gets new ones); if one fails for good, or is not
+    ready in time, every one of them is stopped."""
     procs = list(procs)
+    launched = dict.fromkeys(map(id, procs), 1)
     try:
         for proc in procs:
             proc.launch()
-        for proc in procs:
-            for attempt in range(1, attempts + 1):
-                try:
-                    proc.wait_ready(timeout)
-                    break
-                except RuntimeError as exc:  # it exited before it was ready
-                    if attempt == attempts:
-                        raise
-                    print(f"{proc.name}: {str(exc)[:160]}; launching it again", flush=True)
-                    proc.launch()
+        deadline = time.monotonic() + timeout
+        pending = list(procs)
+        while pending:
+            for proc in list(pending):
+                if not proc.running:
+                    _relaunch(proc, launched[id(proc)], attempts)
+                    launched[id(proc)] += 1
+                    continue
+                ready = False
+                with contextlib.suppress(OSError, ValueError):
+                    ready = proc.is_ready()
+                if ready:
+                    proc.wait_ready(timeout)  # what its kind does once ready (ACL tokens)
+                    pending.remove(proc)
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(getattr(p, "node", "") or p.name for p in pending)
+                raise TimeoutError(f"not ready after {timeout:g} s: {names}")
+            time.sleep(0.1)
     except BaseException:
         stop_together(procs)
         raise
+
+
+def _relaunch(proc: ChildProcess, launched: int, attempts: int) -> None:
+    """``proc`` exited before it was ready: launched again (on new ports if its own were
+    taken meanwhile), unless it has had ``attempts`` already."""
+    code = proc.stop()  # reaped; its kind's cleanup
+    tail = proc.output_tail(10)
+    if launched >= attempts:
+        raise RuntimeError(f"{proc.name} exited with {code} before it was ready{tail}")
+    if "address already in use" in tail and hasattr(proc, "forget_ports"):
+        proc.forget_ports()
+    print(f"{proc.name} exited with {code} before it was ready; launching it again", flush=True)
+    proc.launch()
 
 
 def stop_together(procs: Iterable[ChildProcess]) -> None:

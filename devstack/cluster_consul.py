@@ -46,6 +46,10 @@ class ClusterAgent(ConsulAgent):
     # follower waits for the leader before it calls an election.
     raft_multiplier: int = 5
 
+    def forget_ports(self) -> None:
+        """New free ports at the next start (its own were taken by another process)."""
+        self._free = ()
+
     @property
     def serf_lan_addr(self) -> str:
         return f"127.0.0.1:{self.reserve_ports()[SERF_LAN]}"

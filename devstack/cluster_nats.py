@@ -45,6 +45,12 @@ class NatsNode(NatsServer):
         if not (self.port and self.monitor_port and self.route_port):
             self.port, self.monitor_port, self.route_port = free_ports(3)
 
+    def forget_ports(self) -> None:
+        """New free ports at the next start (its own were taken by another process); the
+        other nodes' routes still name the old one: it routes to them, they learn it."""
+        self.routes = tuple(p for p in self.routes if p != self.route_port)
+        self.port = self.monitor_port = self.route_port = 0
+
     @property
     def creds_dir(self) -> Path:
         assert self.shared_creds is not None, "a cluster's node shares the cluster's creds"
