@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +19,9 @@ from devstack.stack import DOMAIN_SERVICES, Stack
 from devstack.tools import go_tool
 from meshkit.mesh import open_mesh
 from meshkit.tools.certs import main as mesh_cli
+from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from tests.integration.test_readme import README_PORTS, readme_grpcurl_calls, split_messages
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +81,54 @@ def test_the_readme_grpcurl_walkthrough_confirms_an_order(stack: Stack) -> None:
         if call[-1].endswith("/WatchOrder"):
             states = [json.loads(m)["order"]["status"] for m in split_messages(out.stdout)]
     assert order_id and states[-1] == "ORDER_STATUS_CONFIRMED", states
+
+
+def eureka_call(method: str, url: str, body: object | None = None) -> int:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return int(resp.status)
+
+
+async def test_a_forged_eureka_entry_reaches_no_impostor(stack: Stack) -> None:
+    """Eureka has no authentication: anyone on the host may register an ``inventory``
+    at payment's port. Callers still check the server's certificate for inventory's name,
+    so that entry costs a failed handshake, and every call is served by inventory."""
+    assert stack.eureka is not None
+    payment, inventory = stack.services["payment"], stack.services["inventory"]
+    forged = {
+        "instance": {
+            "instanceId": "inventory-forged",
+            "hostName": "127.0.0.1",
+            "app": "INVENTORY",
+            "ipAddr": "127.0.0.1",
+            "status": "UP",
+            "port": {"$": payment.port, "@enabled": "true"},
+            "dataCenterInfo": {
+                "@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo",
+                "name": "MyOwn",
+            },
+            "leaseInfo": {"durationInSecs": 60},
+        }
+    }
+    apps = f"{stack.eureka.url}/apps/INVENTORY"
+    eureka_call("POST", apps, forged)
+    mesh, _ = await open_mesh(stack.mesh_config("order"))
+    try:
+        stub = mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory")
+        watch = mesh.discovery.watch("inventory")
+        await eventually(
+            lambda: payment.port in {e.port for e in watch.value or ()},
+            timeout=30,
+            what="the forged entry in the caller's set",
+        )
+        served: Counter[str] = Counter()
+        for _ in range(20):
+            call = stub.GetStock(inventory_pb2.GetStockRequest(sku="SKU-MOUSE"), timeout=10)
+            await call
+            served[dict(await call.trailing_metadata())["served-by"]] += 1
+        assert set(served) == {inventory.info["instance_id"]}, served
+    finally:
+        eureka_call("DELETE", f"{apps}/inventory-forged")
+        await mesh.close()
