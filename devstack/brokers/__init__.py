@@ -29,8 +29,8 @@ SERVERS: dict[str, str] = {
 LABELS: dict[str, str] = {
     "nats": "NATS JetStream",
     "kafka": "Apache Kafka, KRaft",
-    "rabbitmq": "RabbitMQ",
-    "sqs": "SQS",
+    "rabbitmq": "RabbitMQ 3.10, a user per service",
+    "sqs": "SQS on ElasticMQ",
 }
 
 
