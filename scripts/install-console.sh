@@ -13,9 +13,17 @@ say() { echo "install-console: $*" >&2; }
 if [[ ! -x /usr/bin/chromium ]]; then
   say "apt-get install chromium"
   if [[ $(id -u) -eq 0 ]]; then sudo=(); else sudo=(sudo); fi
-  "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y \
-    --no-install-recommends chromium
+  # Another step of `make setup` may hold apt's locks at the same moment: wait, then retry.
+  for attempt in 1 2 3; do
+    if "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+      DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install \
+        -y --no-install-recommends chromium; then
+      break
+    fi
+    ((attempt < 3)) || exit 1
+    say "apt-get failed (attempt $attempt); again in 15 s"
+    sleep 15
+  done
 fi
 
 cd console
