@@ -259,7 +259,13 @@ class Cluster:
     def _start_edge(self) -> None:
         """Hydra ready, and a client of the shop's scopes registered (``oauth/client.json``)."""
         if self.hydra is not None:
-            self.hydra.wait_ready(READY_TIMEOUT)
+            try:
+                self.hydra.wait_ready(READY_TIMEOUT)
+            except RuntimeError as exc:  # it exited first: once more (start_together)
+                if "address already in use" in str(exc):
+                    self.hydra.public_port = self.hydra.admin_port = 0  # new free ones
+                self.out("hydra exited before it was ready; launching it again")
+                start_together([self.hydra])
             self.oauth_client = self.hydra.create_client(SCOPES, (AUDIENCE,), name="cluster")
             write_client(self.state, self.hydra.issuer, self.oauth_client)
             self.access_token()  # Hydra makes its signing key on the first: not on a call's time
