@@ -31,6 +31,7 @@ import re
 import secrets
 import shlex
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -175,6 +176,10 @@ class RabbitMQServer(ChildProcess):
             "log.connection.level = error\n"
         )
         (store / "enabled_plugins").write_text("[].\n")
+        # what rabbitmqctl needs to reach this node: env $(cat <store>/cli.env) rabbitmqctl ...
+        (store / "cli.env").write_text(
+            f"HOME={store} ERL_EPMD_PORT={self.epmd_port} RABBITMQ_NODENAME=rabbit@localhost\n"
+        )
         (store / "rabbitmq-env.conf").write_text("# devstack sets everything in the environment\n")
 
     def definitions(self) -> dict[str, Any]:
@@ -238,6 +243,19 @@ class RabbitMQServer(ChildProcess):
                 await bus.close()
 
         _run_in_thread(provision(), "rabbitmq-provision")
+
+    def ctl(self, *args: str) -> str:
+        """``rabbitmqctl <args>`` against this node (its output); raises if it fails."""
+        env = {**self.environment(), "RABBITMQ_CTL_ERL_ARGS": ""}
+        out = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", "rabbit@localhost", "-q", *args],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return out.stdout
 
     def cleanup(self) -> None:
         """Wait until the AMQP port is free again, so that a restart can bind it."""
