@@ -30,5 +30,5 @@ touch "$tmp/.complete"
 rm -rf "$DEST"
 mv "$tmp" "$DEST"
 trap - EXIT
-echo "install-sqs: $(ls "$DEST/lib" | wc -l) jars in $((SECONDS - start)) s -> $DEST/lib" >&2
+echo "install-sqs: $(find "$DEST/lib" -name "*.jar" | wc -l) jars in $((SECONDS - start)) s -> $DEST/lib" >&2
 echo "$DEST/lib"
