@@ -2,12 +2,15 @@
 
 One blocking-query watch per service keeps the healthy set in memory; a new or failed
 instance shows up within about a second (Consul's check interval, 1 s), and when Consul is
-unreachable the last known set keeps serving. Each instance registers with its local
-agent, with a gRPC check on its plaintext health port (``meshkit.lifecycle.registered``).
+unreachable the last known set keeps serving, and so it does while a restarted agent's
+catalog fills again. Each instance registers with its local agent, with a gRPC check on its
+plaintext health port (``meshkit.lifecycle.registered``).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -16,6 +19,8 @@ import consul.aio
 from meshkit import consul as consul_api
 from meshkit.consul import WAIT
 from meshkit.discovery.base import Discovery, Endpoint, Endpoints, Fetch, Registration
+
+log = logging.getLogger("mesh.discovery.consul")
 
 
 def endpoints_of(entries: list[dict[str, Any]]) -> Endpoints:
@@ -26,6 +31,12 @@ def endpoints_of(entries: list[dict[str, Any]]) -> Endpoints:
         address = svc.get("Address") or e["Node"]["Address"]
         out.append(Endpoint(address, int(svc["Port"]), svc["ID"]))
     return tuple(sorted(out))
+
+
+# A restarted dev agent comes back with an empty catalog; the instances register again
+# within lifecycle's check (every 2 s) and pass their check a second later. Until then an
+# empty answer is not believed: the last set stays.
+RESTART_GRACE = 10.0
 
 
 class ConsulDiscovery(Discovery):
@@ -43,12 +54,21 @@ class ConsulDiscovery(Discovery):
 
     def _fetcher(self, service: str) -> Fetch:
         c = self._consul
+        last: list[Endpoints] = [()]
+        restarted_at = [-RESTART_GRACE]
 
         async def fetch(index: int) -> tuple[int, Endpoints]:
-            i, entries = await c.health.service(
+            raw, entries = await c.health.service(
                 service, passing=True, index=index or None, wait=WAIT if index else None
             )
-            return i, endpoints_of(entries)
+            i, found = int(raw or 0), endpoints_of(entries)
+            if index and i < index:  # the index went back: a restarted agent, empty at first
+                restarted_at[0] = time.monotonic()
+            if not found and last[0] and time.monotonic() - restarted_at[0] < RESTART_GRACE:
+                log.info("consul: no %s yet in a restarted catalog; keeping the last set", service)
+                return i, last[0]
+            last[0] = found
+            return i, found
 
         return fetch
 
