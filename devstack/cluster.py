@@ -615,6 +615,9 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C (or kill -INT) stops it, even when it was started with SIGINT ignored (a
+    # background job of a script), which Python would otherwise keep.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cluster = Cluster(
             a.state_dir,
