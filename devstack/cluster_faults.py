@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import signal
 import statistics
 import sys
 import time
@@ -572,6 +573,10 @@ def main(argv: list[str] | None = None) -> int:
         for s in SCENARIOS.values():
             print(f"  {s.name:<20} {s.summary}")
         return 0 if a.scenario == "list" else 2
+    # Ctrl-C or SIGTERM: KeyboardInterrupt, and the cluster is stopped on the way out
+    # (also when started with SIGINT ignored, as a script's background job is).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     marker = a.state_dir / ".cluster-fault"
     if a.state_dir.exists() and any(a.state_dir.iterdir()) and not marker.exists():
         print(f"--state-dir {a.state_dir}: not empty, not a cluster-fault's", file=sys.stderr)
