@@ -6,31 +6,55 @@ outside the repo) and run on the system's Java. The store directory holds the co
 (ports picked once, so a restart comes back where it was), the KRaft metadata and the
 topics' logs: formatted once (``StorageTool format --standalone``), kept across restarts.
 
-No credentials: the listener is PLAINTEXT on 127.0.0.1 with no authorizer, so any local
-process may read and write every topic (docs/brokers.md says so, and what SASL/ACLs would
-take). Topics are made by the adapter (meshkit/events/kafka.py), not auto-created.
+Secure by default: the client listener is ``SASL_PLAINTEXT`` on 127.0.0.1 (SCRAM-SHA-256;
+no TLS: loopback only), KRaft's ``StandardAuthorizer`` denies what no ACL allows
+(``allow.everyone.if.no.acl.found=false``), and only ``admin`` is a super user (devstack's;
+the controller listener, SASL PLAIN, is admin's too). Every user's SCRAM credential is
+made when the store is formatted (``StorageTool format --add-scram``, its arguments in a
+0600 argument file, never on a command line); passwords are in ``<store>/creds/<user>.secret``
+(0600, made once and kept). From the mesh file's ``[events]``, once the broker is up,
+``admin`` creates the topics (the families', each service's retry and dead-letter topics)
+and each service's ACLs (``CreateAcls``):
+
+- WRITE on the family topics of the event types it owns (and IDEMPOTENT_WRITE on the
+  cluster, for the idempotent producer);
+- READ on every family topic (what it consumes), on its own consumer group (named after
+  it) and READ, WRITE on its own ``mesh.retry.<service>`` and ``mesh.dead.<service>``;
+- nothing else: no topic creation, no other group, no other service's retry topic.
+
+Kafka's ACLs name topics, not event types: every service owns types of the family
+``shop.events.v1``, so within a family, "only the types it owns" is the consumers' check
+of the envelope's ``source`` (docs/brokers.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
+import os
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from devstack.brokers.rabbitmq import _run_in_thread
 from devstack.ports import free_ports
 from devstack.process import ChildProcess
 from devstack.tools import ROOT
+from meshkit.config import DEFAULT_MESH_FILE, EventsSettings, MeshPolicy
+from meshkit.security.secrets import write_secret
 
 KAFKA_PORTS = (9092, 9093)  # client, controller: Kafka's defaults (make run's)
 READY_LINE = "Kafka Server started"
+ADMIN = "admin"  # devstack's super user: topics and ACLs
+PROVISION_TIMEOUT = 120.0
 JVM_OPTIONS = [
     # C1 only: half the CPU to start (a loaded 2-core machine), ample for a dev broker
     "-XX:TieredStopAtLevel=1",
@@ -75,16 +99,52 @@ class KafkaServer(ChildProcess):
 
     store_dir: Path | None = None
     fixed_ports: bool = False
+    mesh_file: Path = ROOT / DEFAULT_MESH_FILE
+    # Identities besides the event owners (a service that only consumes); users are made
+    # when the store is formatted, so a later one needs a new store.
+    identities: tuple[str, ...] = field(default=())
     port: int = 0
     controller_port: int = 0
 
     @property
     def url(self) -> str:
-        """The bootstrap server (host:port)."""
+        """The bootstrap server (host:port, no user)."""
         return f"127.0.0.1:{self.port}"
 
     def env(self, service: str) -> dict[str, str]:
-        return {"MESH_BROKER": "kafka", "MESH_BROKER_URL": self.url}
+        """A service's settings: its own user (in the URL) and password file; an identity
+        the broker has no user for gets the bare URL (and is refused when it connects)."""
+        env = {"MESH_BROKER": "kafka", "MESH_BROKER_URL": self.url}
+        if service in self.users():
+            env["MESH_BROKER_URL"] = f"{service}@{self.url}"
+            env["MESH_KAFKA_PASSWORD_FILE"] = str(self.password_file(service))
+        return env
+
+    def admin_env(self) -> dict[str, str]:
+        """The administrator's settings (a super user: every topic and group)."""
+        return self.env(ADMIN)
+
+    @property
+    def events(self) -> EventsSettings:
+        return MeshPolicy.load(self.mesh_file).events
+
+    def service_identities(self) -> list[str]:
+        return sorted(set(self.events.owners.values()) | set(self.identities))
+
+    def users(self) -> list[str]:
+        return [ADMIN, *self.service_identities()]
+
+    def password_file(self, user: str) -> Path:
+        """``user``'s password file (0600; the password made on first use and kept)."""
+        if user not in self.users():
+            raise KeyError(f"Kafka has no user {user!r} (the mesh file's [events.owners])")
+        path = self._store() / "creds" / f"{user}.secret"
+        if not path.exists():
+            write_secret(path, secrets.token_urlsafe(24) + "\n")
+        return path
+
+    def password(self, user: str) -> str:
+        return self.password_file(user).read_text().strip()
 
     def _store(self) -> Path:
         if self.store_dir is None:
@@ -114,17 +174,39 @@ class KafkaServer(ChildProcess):
         ]
 
     def write_config(self) -> None:
+        """server.properties (0600: admin's password is in its JAAS settings)."""
         logs = self._store() / "logs"
+        admin = self.password(ADMIN)
         ctl = f"127.0.0.1:{self.controller_port}"
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.bootstrap.servers": ctl,
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://{ctl}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://{ctl}",
+            "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": (
+                "CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+            ),
+            # clients: SCRAM users (made at format time); the controller: admin with PLAIN
+            # (SCRAM's credentials live in the metadata the controller itself serves)
+            "sasl.enabled.mechanisms": "SCRAM-SHA-256",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-256",
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required"
+                f' username="{ADMIN}" password="{admin}";'
+            ),
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required"
+                f' username="{ADMIN}" password="{admin}" user_{ADMIN}="{admin}";'
+            ),
+            # default deny; admin (devstack, the controller, the broker to itself) is super
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN}",
             "log.dirs": str(logs),
             "num.partitions": "4",
             "auto.create.topics.enable": "false",
@@ -143,32 +225,104 @@ class KafkaServer(ChildProcess):
             "num.io.threads": "2",
             "background.threads": "2",
         }
-        self.config_path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        write_secret(self.config_path, "".join(f"{k}={v}\n" for k, v in settings.items()))
 
     def format_storage(self) -> None:
-        """KRaft's metadata formatted once (a standalone controller); kept afterwards."""
+        """KRaft's metadata formatted once (a standalone controller), with every user's
+        SCRAM credential; kept afterwards."""
         if (self._store() / "logs" / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        out = subprocess.run(
-            [
-                java(),
-                "-Xmx256m",
-                "-XX:TieredStopAtLevel=1",
-                "-cp",
-                f"{kafka_lib()}/*",
-                "kafka.tools.StorageTool",
-                "format",
-                f"--cluster-id={cluster_id}",  # it may begin with "-"
-                f"--config={self.config_path}",
-                "--standalone",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
+        scram = [
+            f"--add-scram=SCRAM-SHA-256=[name={user},password={self.password(user)}]"
+            for user in self.users()
+        ]
+        # The main class and its arguments in a 0600 argument file (java @file): the
+        # passwords never on a command line.
+        argfile = write_secret(
+            self._store() / "format.args",
+            "\n".join(
+                [
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",  # it may begin with "-"
+                    f"--config={self.config_path}",
+                    "--standalone",
+                    *scram,
+                ]
+            )
+            + "\n",
         )
+        try:
+            out = subprocess.run(
+                [
+                    java(),
+                    "-Xmx256m",
+                    "-XX:TieredStopAtLevel=1",
+                    "-cp",
+                    f"{kafka_lib()}/*",
+                    f"@{argfile}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+        finally:
+            os.unlink(argfile)
         if out.returncode != 0:
             raise RuntimeError(f"kafka storage format failed: {out.stdout}{out.stderr}")
+
+    def wait_ready(self, timeout: float | None = None) -> KafkaServer:
+        super().wait_ready(timeout)
+        self.provision()
+        return self
+
+    def provision(self) -> None:
+        """As ``admin``: the topics (families, each service's retry and dead-letter
+        topics) and each service's ACLs (the module's doc); both kept if there already."""
+        _run_in_thread(self._provision(), "kafka-provision")
+
+    async def _provision(self) -> None:
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+        from aiokafka.errors import KafkaError
+
+        from devstack.brokers.kafka_acls import create_acls, service_acls, wait_enforced
+        from meshkit.events.kafka import (
+            PARTITIONS,
+            TOPIC_EXISTS,
+            Endpoint,
+            dead_topic,
+            family_topic,
+            retry_topic,
+        )
+
+        events = self.events
+        services = self.service_identities()
+        topics = sorted({family_topic(t) for t in events.owners})
+        topics += [f(s) for s in services for f in (retry_topic, dead_topic)]
+        endpoint = Endpoint(self.url, ADMIN, self.password(ADMIN))
+        deadline = time.monotonic() + PROVISION_TIMEOUT
+        while True:  # SCRAM users are known once the broker has read its metadata
+            admin = AIOKafkaAdminClient(**endpoint.options(), client_id="devstack")
+            try:
+                await admin.start()
+                existing = set(await admin.list_topics())
+                new = [NewTopic(n, PARTITIONS, 1) for n in topics if n not in existing]
+                if new:
+                    response = await admin.create_topics(new)
+                    for name, code, *_ in response.topic_errors:
+                        if code not in (0, TOPIC_EXISTS):
+                            raise KafkaError(f"creating topic {name}: error {code}")
+                acls = [a for s in services for a in service_acls(s, events)]
+                await create_acls(admin, acls)
+                await wait_enforced(admin, acls, max(1.0, deadline - time.monotonic()))
+                return
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+            finally:
+                await admin.close()
 
     def is_ready(self) -> bool:
         """The server said it started, and its client port answers."""

@@ -25,7 +25,12 @@
 - **Lag**: the group's committed offsets against the partitions' ends (``ConsumerLag``:
   ``ack_pending`` is what this instance holds unsettled, ``pending`` the rest).
 
-No credentials: the dev broker is PLAINTEXT on loopback (docs/brokers.md).
+- **Credentials**: ``--broker-url user@host:port`` connects as ``user`` with SASL
+  SCRAM-SHA-256 (``SASL_PLAINTEXT``), its password read from the file named by
+  ``MESH_KAFKA_PASSWORD_FILE`` (0600, never on a command line); devstack's broker
+  (devstack/brokers/kafka.py) gives each service its own user, allowed by ACLs only its
+  families, its group and its retry and dead-letter topics. ``host:port`` alone connects
+  without credentials (a broker that requires them refuses it).
 """
 
 from __future__ import annotations
@@ -36,16 +41,26 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+    for_code,
+)
 from opentelemetry import propagate
 
 from meshkit.config import EventsSettings, MeshConfig
 from meshkit.events.bus import ConsumerLag, EventBus, Handler
+from meshkit.settings import from_env, setting
 
 log = logging.getLogger("mesh.events")
 
@@ -54,6 +69,61 @@ BATCH = 64  # records per poll
 MAX_DELIVER = 50  # attempts before a message goes to the dead-letter topic
 TYPE, ID, ATTEMPT, DUE = "mesh-type", "mesh-id", "mesh-attempt", "mesh-due"
 TOPIC_EXISTS = 36  # Kafka's TOPIC_ALREADY_EXISTS error code
+MECHANISM = "SCRAM-SHA-256"
+# Kafka's refusals of what this user may not do (its ACLs): raised, never retried.
+REFUSED = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+)
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where this instance's Kafka password is (with a user in ``--broker-url``)."""
+
+    password_file: Path | None = setting("MESH_KAFKA_PASSWORD_FILE", None)  # noqa: RUF009 (a field)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where Kafka is and who this client is: ``[user@]host:port``."""
+
+    bootstrap: str
+    user: str = ""
+    password: str = field(default="", repr=False)
+
+    @classmethod
+    def parse(cls, url: str, password_file: Path | None = None) -> Endpoint:
+        """``url`` as ``--broker-url`` gives it; a user needs its password file."""
+        user, _, bootstrap = url.rpartition("@")
+        if not bootstrap:
+            raise ValueError(f"--broker-url {url!r}: where Kafka is (host:port) is needed")
+        if not user:
+            return cls(bootstrap)
+        if password_file is None:
+            raise ValueError(
+                f"MESH_KAFKA_PASSWORD_FILE: the password file of Kafka user {user!r} is needed"
+            )
+        try:
+            password = password_file.read_text().strip()
+        except OSError as exc:
+            raise ValueError(
+                f"MESH_KAFKA_PASSWORD_FILE: cannot read {password_file}: {exc}"
+            ) from None
+        return cls(bootstrap, user, password)
+
+    def options(self) -> dict[str, Any]:
+        """The connection options of every client (producer, consumers, admin)."""
+        if not self.user:
+            return {"bootstrap_servers": self.bootstrap}
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": MECHANISM,
+            "sasl_plain_username": self.user,
+            "sasl_plain_password": self.password,
+        }
 
 
 def family_topic(subject: str) -> str:
@@ -125,7 +195,7 @@ class _Group(ConsumerRebalanceListener):  # type: ignore[misc]
         self.epochs = 0
         self.consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=bus.bootstrap,
+            **bus.endpoint.options(),
             client_id=bus.client_id,
             group_id=name,
             enable_auto_commit=False,
@@ -257,6 +327,11 @@ class _Group(ConsumerRebalanceListener):  # type: ignore[misc]
                 self.consumer.subscribe(self.topics, listener=self)
                 await self.consumer.start()
                 break
+            except REFUSED as exc:  # not this user's group or topic: no retry helps
+                log.error("consumer %s refused by Kafka: %s", self.name, exc)
+                with contextlib.suppress(Exception):
+                    await self.consumer.stop()
+                raise
             except KafkaError as exc:
                 log.warning("consumer %s: %s; retrying", self.name, exc)
                 await asyncio.sleep(1.0)
@@ -266,6 +341,8 @@ class _Group(ConsumerRebalanceListener):  # type: ignore[misc]
                     records = await self.consumer.getmany(
                         timeout_ms=self.wait_ms(), max_records=BATCH
                     )
+                except REFUSED:
+                    raise
                 except KafkaError as exc:  # the client reconnects by itself
                     log.warning("consumer %s: %s", self.name, exc)
                     await asyncio.sleep(0.5)
@@ -282,32 +359,61 @@ class _Group(ConsumerRebalanceListener):  # type: ignore[misc]
                 await self.consumer.stop()
 
 
+async def refusal(endpoint: Endpoint) -> KafkaError:
+    """Why Kafka would not let this client in (aiokafka's bootstrap only logs it): its
+    own ``SaslAuthenticationFailed`` for a wrong user or password, or a connection it
+    closed (a client without credentials on a listener that requires them)."""
+    host, _, port = endpoint.bootstrap.split(",")[0].rpartition(":")
+    options = {k: v for k, v in endpoint.options().items() if k != "bootstrap_servers"}
+    try:
+        conn = await create_conn(host, int(port), request_timeout_ms=10_000, **options)
+    except KafkaError as exc:
+        return exc
+    except OSError as exc:
+        return KafkaConnectionError(f"Kafka at {endpoint.bootstrap}: {exc}")
+    conn.close()
+    if endpoint.user:
+        return KafkaConnectionError(f"Kafka at {endpoint.bootstrap} closed the connection")
+    return KafkaConnectionError(
+        f"Kafka at {endpoint.bootstrap} closed the connection of a client without"
+        " credentials: give --broker-url user@host:port and MESH_KAFKA_PASSWORD_FILE"
+    )
+
+
 class KafkaBus:
     """A producer (idempotent), an admin client (topics, lag) and this process's groups."""
 
-    def __init__(self, bootstrap: str, client_id: str, events: EventsSettings) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, endpoint: Endpoint, client_id: str, events: EventsSettings) -> None:
+        self.endpoint = endpoint
         self.client_id = client_id
         self.events = events
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **endpoint.options(),
             client_id=client_id,
             enable_idempotence=True,  # acks=all, and a retried send written once
             linger_ms=2,
             request_timeout_ms=15_000,
         )
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+        self.admin = AIOKafkaAdminClient(**endpoint.options(), client_id=client_id)
         self._offsets: AIOKafkaConsumer | None = None  # reads partitions' ends (lag)
         self._groups: dict[str, _Group] = {}
         self._topics: set[str] = set()
 
     @classmethod
-    async def connect(cls, bootstrap: str, client_id: str, events: EventsSettings) -> KafkaBus:
-        """Connected, the topics of every owned event type made; raises if Kafka refuses."""
-        bus = cls(bootstrap, client_id, events)
-        await bus.admin.start()
-        await bus.producer.start()
-        await bus.ensure_topics(sorted({bus.topic_of(s) for s in events.owners}))
+    async def connect(cls, endpoint: Endpoint, client_id: str, events: EventsSettings) -> KafkaBus:
+        """Connected, the topics of every owned event type made (or there already:
+        devstack makes them, a service's user may not); raises if Kafka refuses."""
+        bus = cls(endpoint, client_id, events)
+        try:
+            await bus.admin.start()
+            await bus.producer.start()
+            await bus.ensure_topics(sorted({bus.topic_of(s) for s in events.owners}))
+        except KafkaConnectionError as exc:
+            await bus.close()
+            raise await refusal(endpoint) from exc
+        except BaseException:
+            await bus.close()
+            raise
         return bus
 
     def topic_of(self, subject: str) -> str:
@@ -323,7 +429,7 @@ class KafkaBus:
             response = await self.admin.create_topics(new)
             for name, code, *_ in response.topic_errors:
                 if code not in (0, TOPIC_EXISTS):
-                    raise KafkaError(f"creating topic {name}: error {code}")
+                    raise for_code(code)(f"creating topic {name}")
             await self._led([t.name for t in new])
         self._topics.update(missing)
 
@@ -386,7 +492,7 @@ class KafkaBus:
             for p in t.get("partitions", [])
         ]
         if self._offsets is None:
-            self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+            self._offsets = AIOKafkaConsumer(**self.endpoint.options())
             await self._offsets.start()
         ends = await self._offsets.end_offsets(tps)
         starts = await self._offsets.beginning_offsets(tps)
@@ -407,9 +513,8 @@ class KafkaBus:
 
 
 async def connect(config: MeshConfig) -> EventBus:
-    """Kafka at ``config.broker_url`` (``--broker-url host:port``)."""
+    """Kafka at ``config.broker_url`` (``--broker-url [user@]host:port``)."""
     if not config.broker_url:
         raise ValueError("--broker-url: where Kafka is (host:port) is needed with --broker kafka")
-    return await KafkaBus.connect(
-        config.broker_url, config.instance_id or config.name, config.policy.events
-    )
+    endpoint = Endpoint.parse(config.broker_url, from_env(KafkaSettings).password_file)
+    return await KafkaBus.connect(endpoint, config.instance_id or config.name, config.policy.events)
