@@ -1,10 +1,11 @@
 """meshkit: the in-process service mesh every service runs on.
 
-Consul discovery and registration, mTLS with SPIFFE identities on the Connect CA's trust
-root, authorization by intentions, deadlines, health, reflection, telemetry, and events
-through a transactional outbox. It knows nothing of the application: what is the
-application's own (its event stream, its envelope, its end-user metadata) comes from the
-mesh file. A service holds only its domain logic and says "serve me"::
+Discovery and registration (Consul, Eureka or DNS SRV), mTLS with SPIFFE identities on the
+Connect CA's trust root, authorization by intentions, deadlines, health, reflection,
+telemetry, and events through a transactional outbox. It knows nothing of the
+application: what is the application's own (its event stream, its envelope, its end-user
+metadata) comes from the mesh file. A service holds only its domain logic and says "serve
+me"::
 
     async def setup(mesh: Mesh) -> None:
         db = await mesh.database(SCHEMA)
@@ -13,10 +14,12 @@ mesh file. A service holds only its domain logic and says "serve me"::
     run_service("inventory", setup)
 
 Where things are: ``security/`` (identity, certificates, authorization, end user),
-``rpc/`` (deadlines, interceptors, calls, channels), ``discovery.py`` and ``consul.py``,
-``events/`` (bus, NATS, memory, outbox, envelopes), ``telemetry/`` (tracing, logs,
-metrics, trace sink), ``server.py``/``lifecycle.py`` (serving one instance), ``testing.py``
-(an in-process mesh for tests), ``tools/`` (the certs CLI, the trace viewer).
+``rpc/`` (deadlines, interceptors, calls, channels), ``discovery/`` (a backend per
+registry) and ``consul.py``, ``database/`` (SQLite, PostgreSQL, migrations), ``events/``
+(the bus and its brokers: NATS, Kafka, RabbitMQ, SQS, memory; outbox, envelopes),
+``telemetry/`` (tracing, logs, metrics, trace sink), ``server.py``/``lifecycle.py``
+(serving one instance), ``testing.py`` (an in-process mesh for tests), ``tools/`` (the
+certs CLI, the trace viewer).
 """
 
 from meshkit.config import MeshConfig

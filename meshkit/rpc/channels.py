@@ -76,7 +76,7 @@ class _NoInstance:
             grpc.StatusCode.UNAVAILABLE,
             grpc.aio.Metadata(),
             grpc.aio.Metadata(),
-            details=f"no healthy instance of {service} in Consul",
+            details=f"no healthy instance of {service} in the registry",
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> _NoInstance:
