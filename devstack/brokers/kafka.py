@@ -49,6 +49,7 @@ from devstack.ports import free_ports
 from devstack.process import ChildProcess
 from devstack.tools import ROOT
 from meshkit.config import DEFAULT_MESH_FILE, EventsSettings, MeshPolicy
+from meshkit.events.kafka import user_url
 from meshkit.security.secrets import write_secret
 
 KAFKA_PORTS = (9092, 9093)  # client, controller: Kafka's defaults (make run's)
@@ -112,12 +113,12 @@ class KafkaServer(ChildProcess):
         return f"127.0.0.1:{self.port}"
 
     def env(self, service: str) -> dict[str, str]:
-        """A service's settings: its own user (in the URL) and password file; an identity
-        the broker has no user for gets the bare URL (and is refused when it connects)."""
+        """A service's settings: its own user and the path of its password file (in the
+        URL); an identity the broker has no user for gets the bare URL (and is refused
+        when it connects)."""
         env = {"MESH_BROKER": "kafka", "MESH_BROKER_URL": self.url}
         if service in self.users():
-            env["MESH_BROKER_URL"] = f"{service}@{self.url}"
-            env["MESH_KAFKA_PASSWORD_FILE"] = str(self.password_file(service))
+            env["MESH_BROKER_URL"] = user_url(service, self.url, self.password_file(service))
         return env
 
     def admin_env(self) -> dict[str, str]:

@@ -25,9 +25,9 @@
 - **Lag**: the group's committed offsets against the partitions' ends (``ConsumerLag``:
   ``ack_pending`` is what this instance holds unsettled, ``pending`` the rest).
 
-- **Credentials**: ``--broker-url user@host:port`` connects as ``user`` with SASL
-  SCRAM-SHA-256 (``SASL_PLAINTEXT``), its password read from the file named by
-  ``MESH_KAFKA_PASSWORD_FILE`` (0600, never on a command line); devstack's broker
+- **Credentials**: ``--broker-url user@host:port?password_file=PATH`` connects as
+  ``user`` with SASL SCRAM-SHA-256 (``SASL_PLAINTEXT``), its password read from ``PATH``
+  (0600; the password itself never in a URL or on a command line); devstack's broker
   (devstack/brokers/kafka.py) gives each service its own user, allowed by ACLs only its
   families, its group and its retry and dead-letter topics. ``host:port`` alone connects
   without credentials (a broker that requires them refuses it).
@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -60,7 +61,6 @@ from opentelemetry import propagate
 
 from meshkit.config import EventsSettings, MeshConfig
 from meshkit.events.bus import ConsumerLag, EventBus, Handler
-from meshkit.settings import from_env, setting
 
 log = logging.getLogger("mesh.events")
 
@@ -79,38 +79,32 @@ REFUSED = (
 
 
 @dataclass(frozen=True)
-class KafkaSettings:
-    """Where this instance's Kafka password is (with a user in ``--broker-url``)."""
-
-    password_file: Path | None = setting("MESH_KAFKA_PASSWORD_FILE", None)  # noqa: RUF009 (a field)
-
-
-@dataclass(frozen=True)
 class Endpoint:
-    """Where Kafka is and who this client is: ``[user@]host:port``."""
+    """Where Kafka is and who this client is: ``[user@]host:port[?password_file=PATH]``."""
 
     bootstrap: str
     user: str = ""
     password: str = field(default="", repr=False)
 
     @classmethod
-    def parse(cls, url: str, password_file: Path | None = None) -> Endpoint:
+    def parse(cls, url: str) -> Endpoint:
         """``url`` as ``--broker-url`` gives it; a user needs its password file."""
-        user, _, bootstrap = url.rpartition("@")
+        address, _, query = url.partition("?")
+        password_file = dict(parse_qsl(query)).get("password_file")
+        user, _, bootstrap = address.rpartition("@")
         if not bootstrap:
             raise ValueError(f"--broker-url {url!r}: where Kafka is (host:port) is needed")
         if not user:
             return cls(bootstrap)
-        if password_file is None:
+        if not password_file:
             raise ValueError(
-                f"MESH_KAFKA_PASSWORD_FILE: the password file of Kafka user {user!r} is needed"
+                f"--broker-url: Kafka user {user!r} needs its password file"
+                " (user@host:port?password_file=PATH)"
             )
         try:
-            password = password_file.read_text().strip()
+            password = Path(password_file).read_text().strip()
         except OSError as exc:
-            raise ValueError(
-                f"MESH_KAFKA_PASSWORD_FILE: cannot read {password_file}: {exc}"
-            ) from None
+            raise ValueError(f"--broker-url: password_file {password_file}: {exc}") from None
         return cls(bootstrap, user, password)
 
     def options(self) -> dict[str, Any]:
@@ -376,7 +370,7 @@ async def refusal(endpoint: Endpoint) -> KafkaError:
         return KafkaConnectionError(f"Kafka at {endpoint.bootstrap} closed the connection")
     return KafkaConnectionError(
         f"Kafka at {endpoint.bootstrap} closed the connection of a client without"
-        " credentials: give --broker-url user@host:port and MESH_KAFKA_PASSWORD_FILE"
+        " credentials: give --broker-url user@host:port?password_file=PATH"
     )
 
 
@@ -513,8 +507,13 @@ class KafkaBus:
 
 
 async def connect(config: MeshConfig) -> EventBus:
-    """Kafka at ``config.broker_url`` (``--broker-url [user@]host:port``)."""
+    """Kafka at ``config.broker_url`` (``--broker-url [user@]host:port[?password_file=]``)."""
     if not config.broker_url:
         raise ValueError("--broker-url: where Kafka is (host:port) is needed with --broker kafka")
-    endpoint = Endpoint.parse(config.broker_url, from_env(KafkaSettings).password_file)
+    endpoint = Endpoint.parse(config.broker_url)
     return await KafkaBus.connect(endpoint, config.instance_id or config.name, config.policy.events)
+
+
+def user_url(user: str, bootstrap: str, password_file: Path) -> str:
+    """The ``--broker-url`` of ``user`` at ``bootstrap``, its password in ``password_file``."""
+    return f"{user}@{bootstrap}?password_file={quote(str(password_file))}"

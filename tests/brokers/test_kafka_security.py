@@ -29,7 +29,7 @@ from devstack.brokers.kafka import KafkaServer
 from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
 from meshkit.events.brokers import connect_bus
 from meshkit.events.bus import Delivery
-from meshkit.events.kafka import KafkaBus, family_topic, retry_topic
+from meshkit.events.kafka import KafkaBus, family_topic, retry_topic, user_url
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -71,14 +71,10 @@ async def bus_as(
     kafka: KafkaServer,
     service: str,
     opened: list[KafkaBus],
-    monkeypatch: pytest.MonkeyPatch,
     env: dict[str, str] | None = None,
 ) -> KafkaBus:
     """A bus as ``service`` opens it with the settings ``env`` (its own by default)."""
     env = kafka.env(service) if env is None else env
-    monkeypatch.delenv("MESH_KAFKA_PASSWORD_FILE", raising=False)
-    if "MESH_KAFKA_PASSWORD_FILE" in env:
-        monkeypatch.setenv("MESH_KAFKA_PASSWORD_FILE", env["MESH_KAFKA_PASSWORD_FILE"])
     bus = await connect_bus(config(env, service))
     assert isinstance(bus, KafkaBus)
     opened.append(bus)
@@ -86,10 +82,10 @@ async def bus_as(
 
 
 async def test_a_service_publishes_its_own_events_and_reads_them_in_its_own_group(
-    kafka: KafkaServer, buses: list[KafkaBus], monkeypatch: pytest.MonkeyPatch
+    kafka: KafkaServer, buses: list[KafkaBus]
 ) -> None:
-    payment = await bus_as(kafka, "payment", buses, monkeypatch)
-    order = await bus_as(kafka, "order", buses, monkeypatch)
+    payment = await bus_as(kafka, "payment", buses)
+    order = await bus_as(kafka, "order", buses)
     seen: list[bytes] = []
 
     async def handle(batch: Sequence[Delivery]) -> None:
@@ -107,37 +103,33 @@ async def test_a_service_publishes_its_own_events_and_reads_them_in_its_own_grou
 
 
 async def test_publishing_without_owning_is_refused_by_kafka(
-    kafka: KafkaServer, buses: list[KafkaBus], monkeypatch: pytest.MonkeyPatch
+    kafka: KafkaServer, buses: list[KafkaBus]
 ) -> None:
-    audit = await bus_as(kafka, AUDIT, buses, monkeypatch)
+    audit = await bus_as(kafka, AUDIT, buses)
     with pytest.raises(TopicAuthorizationFailedError):
         await audit.publish(CAPTURED, b"forged", "id-forged", key="o-2")
     # The consume-only identity still writes its own retry topic.
     await audit.producer.send_and_wait(retry_topic(AUDIT), b"own retry")
 
-    shipping = await bus_as(kafka, "shipping", buses, monkeypatch)
+    shipping = await bus_as(kafka, "shipping", buses)
     # Another group's retry topic: what payment would consume as a redelivery.
     with pytest.raises(TopicAuthorizationFailedError):
         await shipping.producer.send_and_wait(retry_topic("payment"), b"forged retry")
 
 
-async def test_a_wrong_password_is_refused(
-    kafka: KafkaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_wrong_password_is_refused(kafka: KafkaServer, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.secret"
     wrong.write_text("not-payments-password\n")
     wrong.chmod(0o600)
-    env = {**kafka.env("payment"), "MESH_KAFKA_PASSWORD_FILE": str(wrong)}
+    env = {**kafka.env("payment"), "MESH_BROKER_URL": user_url("payment", kafka.url, wrong)}
     with pytest.raises(SaslAuthenticationFailed):
-        await bus_as(kafka, "payment", [], monkeypatch, env)
+        await bus_as(kafka, "payment", [], env)
 
 
-async def test_a_client_without_credentials_is_refused(
-    kafka: KafkaServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_client_without_credentials_is_refused(kafka: KafkaServer) -> None:
     anonymous = {"MESH_BROKER": "kafka", "MESH_BROKER_URL": kafka.url}
     with pytest.raises(KafkaConnectionError, match="without credentials"):
-        await bus_as(kafka, "payment", [], monkeypatch, anonymous)
+        await bus_as(kafka, "payment", [], anonymous)
     # An identity the broker has no user for gets no credentials either.
     assert kafka.env("stranger") == anonymous
     with pytest.raises(KeyError, match="stranger"):
@@ -145,9 +137,9 @@ async def test_a_client_without_credentials_is_refused(
 
 
 async def test_a_consumer_is_refused_another_services_group(
-    kafka: KafkaServer, buses: list[KafkaBus], monkeypatch: pytest.MonkeyPatch
+    kafka: KafkaServer, buses: list[KafkaBus]
 ) -> None:
-    shipping = await bus_as(kafka, "shipping", buses, monkeypatch)
+    shipping = await bus_as(kafka, "shipping", buses)
     family = family_topic(CAPTURED)  # which shipping may read, in its own group
 
     # payment's group on a topic shipping may read: the group is refused
@@ -175,4 +167,5 @@ def test_secrets_are_0600_and_off_the_command_lines(kafka: KafkaServer) -> None:
     assert kafka.config_path.stat().st_mode & 0o777 == 0o600
     cmdline = Path(f"/proc/{kafka.pid}/cmdline").read_bytes().decode()
     assert kafka.password("admin") not in cmdline
+    assert kafka.password("payment") not in str(kafka.env("payment"))  # only its file's path
     assert not (kafka.store_dir / "format.args").exists()  # type: ignore[operator]
