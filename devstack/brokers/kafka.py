@@ -230,8 +230,18 @@ class KafkaServer(ChildProcess):
 
     def format_storage(self) -> None:
         """KRaft's metadata formatted once (a standalone controller), with every user's
-        SCRAM credential; kept afterwards."""
+        SCRAM credential; kept afterwards. A store formatted without one of today's
+        users (before credentials, or before the mesh file named it) is a clear error."""
+        users_file = self._store() / "users"
         if (self._store() / "logs" / "meta.properties").exists():
+            made = users_file.read_text().split() if users_file.exists() else []
+            missing = [u for u in self.users() if u not in made]
+            if missing:
+                raise RuntimeError(
+                    f"kafka: the store {self._store()} has no SCRAM user for"
+                    f" {', '.join(missing)} (users are made when it is formatted):"
+                    " remove the store to format it anew"
+                )
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         scram = [
@@ -272,6 +282,7 @@ class KafkaServer(ChildProcess):
             os.unlink(argfile)
         if out.returncode != 0:
             raise RuntimeError(f"kafka storage format failed: {out.stdout}{out.stderr}")
+        users_file.write_text("\n".join(self.users()) + "\n")
 
     def wait_ready(self, timeout: float | None = None) -> KafkaServer:
         super().wait_ready(timeout)

@@ -29,7 +29,7 @@ from devstack.brokers.kafka import KafkaServer
 from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
 from meshkit.events.brokers import connect_bus
 from meshkit.events.bus import Delivery
-from meshkit.events.kafka import KafkaBus, family_topic, retry_topic, user_url
+from meshkit.events.kafka import Endpoint, KafkaBus, family_topic, retry_topic, user_url
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -169,3 +169,28 @@ def test_secrets_are_0600_and_off_the_command_lines(kafka: KafkaServer) -> None:
     assert kafka.password("admin") not in cmdline
     assert kafka.password("payment") not in str(kafka.env("payment"))  # only its file's path
     assert not (kafka.store_dir / "format.args").exists()  # type: ignore[operator]
+
+
+def test_a_user_needs_its_password_file_named_in_the_url(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--broker-url: Kafka user 'order' needs its password"):
+        Endpoint.parse("order@127.0.0.1:9092")
+    with pytest.raises(ValueError, match="--broker-url: password_file"):
+        Endpoint.parse(user_url("order", "127.0.0.1:9092", tmp_path / "missing.secret"))
+    secret = tmp_path / "order secret"
+    secret.write_text("pw\n")
+    endpoint = Endpoint.parse(user_url("order", "127.0.0.1:9092", secret))
+    assert (endpoint.user, endpoint.password, endpoint.bootstrap) == (
+        "order",
+        "pw",
+        "127.0.0.1:9092",
+    )
+    assert Endpoint.parse("127.0.0.1:9092").options() == {"bootstrap_servers": "127.0.0.1:9092"}
+
+
+def test_a_store_formatted_without_a_user_is_a_clear_error(tmp_path: Path) -> None:
+    """A store from before credentials (or before the mesh file named a service)."""
+    server = KafkaServer(store_dir=tmp_path / "data", identities=(AUDIT,))
+    (tmp_path / "data" / "logs").mkdir(parents=True)
+    (tmp_path / "data" / "logs" / "meta.properties").write_text("node.id=1\n")
+    with pytest.raises(RuntimeError, match=r"no SCRAM user for admin, audit, .*remove the store"):
+        server.format_storage()
