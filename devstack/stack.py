@@ -322,10 +322,9 @@ class Stack:
             config = dataclasses.replace(
                 config, discovery=self.discovery, discovery_url=self.discovery_url
             )
-        if self.broker_server is not None:
-            config = dataclasses.replace(
-                config, broker=self.broker, broker_url=self.broker_server.url
-            )
+        if self.broker_server is not None:  # name's own credential, as its services get
+            url = self.broker_server.env(name).get("MESH_BROKER_URL", self.broker_server.url)
+            config = dataclasses.replace(config, broker=self.broker, broker_url=url)
         return config
 
     # --- services ---------------------------------------------------------------------
