@@ -18,7 +18,7 @@ from bench.client import RESULT, WARM
 from bench.procs import ROOT, cpu_seconds, python_env
 from bench.servers import SKU
 from bench.stack import GET_STOCK
-from devstack.services import _die_with_parent
+from devstack.process import dying_with_parent
 from devstack.tools import go_tool
 from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
 from meshkit.security.certificates import authority
@@ -90,12 +90,7 @@ def ghz(
         ]  # fmt: skip
     cmd.append(target.address)
     out = subprocess.run(
-        cmd,
-        capture_output=True,
-        text=True,
-        timeout=max_duration,
-        check=False,
-        preexec_fn=_die_with_parent,
+        dying_with_parent(cmd), capture_output=True, text=True, timeout=max_duration, check=False
     )
     if out.returncode != 0 and not out.stdout.strip():
         raise RuntimeError(f"ghz failed ({out.returncode}): {out.stderr.strip()[-500:]}")
@@ -168,7 +163,7 @@ def python_client(
     after its measured run), ``on_go`` is called, and the measured run starts."""
     handshake = ["--handshake"] if server_pids or on_go else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.client", scenario, *args, *handshake],
+        dying_with_parent([sys.executable, "-m", "bench.client", scenario, *args, *handshake]),
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -176,7 +171,6 @@ def python_client(
         text=True,
         env={**python_env(), **(env or {})},
         start_new_session=True,
-        preexec_fn=_die_with_parent,
     )
     assert proc.stdin is not None and proc.stdout is not None
     watchdog = threading.Timer(timeout, proc.kill)  # a client that hangs is ended

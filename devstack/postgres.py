@@ -51,7 +51,7 @@ from typing import Any, ClassVar
 import asyncpg
 
 from devstack.ports import free_port
-from devstack.process import ChildProcess
+from devstack.process import ChildProcess, dying_with_parent
 from meshkit.security.secrets import write_secret
 
 SUPERUSER = "devstack"
@@ -167,11 +167,17 @@ class PostgresCluster(ChildProcess):
 
     def _popen_options(self) -> dict[str, Any]:
         options = super()._popen_options()
-        user = self._user
-        if user is not None:
-            options.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+        if self._user is not None:
             options["env"] = {"PATH": os.environ.get("PATH", ""), "LANG": "C"}
         return options
+
+    def _argv(self, cmd: list[str]) -> list[str]:
+        """As ``nobody`` when run by root (setpriv changes user, then execs)."""
+        user = self._user
+        if user is None:
+            return super()._argv(cmd)
+        ids = ["--reuid", str(user.pw_uid), "--regid", str(user.pw_gid), "--clear-groups"]
+        return dying_with_parent(cmd, *ids)
 
     @property
     def superuser_password(self) -> str:
@@ -267,14 +273,7 @@ class PostgresCluster(ChildProcess):
                 "--no-instructions",
             ]  # fmt: skip
             out = subprocess.run(
-                initdb,
-                capture_output=True,
-                text=True,
-                env=options["env"],
-                user=options.get("user"),
-                group=options.get("group"),
-                extra_groups=options.get("extra_groups"),
-                check=False,
+                self._argv(initdb), capture_output=True, text=True, env=options["env"], check=False
             )
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -13,29 +13,37 @@ its stdout (``MESH_READY`` of the services, ``BENCH_READY`` of the bench servers
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, Self
 
-_PR_SET_PDEATHSIG = 1
+_SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
 
 
-def die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM when the parent dies, so no child outlives a
-    run. Linux sends it when the *thread* that started the child ends: start children
-    from a thread that lives as long as they should (never from a pool)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def dying_with_parent(cmd: Sequence[str], *setpriv_args: str) -> list[str]:
+    """``cmd`` behind util-linux's ``setpriv --pdeathsig TERM`` (and ``setpriv_args``): it
+    gets SIGTERM when the parent dies, so no child outlives a run. Linux sends it when the
+    *thread* that started the child ends: start children from a thread that lives as long
+    as they should (never from a pool). setpriv sets it, then execs ``cmd`` (same pid).
+
+    Not a ``preexec_fn``: Python code run between fork and exec, in a process whose gRPC
+    threads are busy, crashed a child now and then before exec (gRPC's fork handlers:
+    SIGABRT or SIGSEGV in ev_epoll1_linux.cc); without one, subprocess uses vfork, which
+    runs no fork handler."""
+    if _SETPRIV is None:
+        return list(cmd)
+    return [_SETPRIV, "--pdeathsig", "TERM", *setpriv_args, "--", *cmd]
 
 
 @dataclass(kw_only=True)
@@ -100,7 +108,7 @@ class ChildProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             return subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, **self._popen_options()
+                self._argv(cmd), stdout=log, stderr=subprocess.STDOUT, **self._popen_options()
             )
         finally:
             if not isinstance(log, int):
@@ -112,8 +120,11 @@ class ChildProcess:
             "env": self.environment(),
             "cwd": self.working_dir(),
             "start_new_session": True,
-            "preexec_fn": die_with_parent if sys.platform == "linux" else None,
         }
+
+    def _argv(self, cmd: list[str]) -> list[str]:
+        """What is executed for ``cmd``: it, dying with its parent."""
+        return dying_with_parent(cmd)
 
     def wait_ready(self, timeout: float | None = None) -> Self:
         """Poll ``is_ready`` until it holds; if the process exits first or the time is up,
@@ -237,7 +248,11 @@ class ReadyLineProcess(ChildProcess):
         self._seen: deque[str] = deque(maxlen=40)
         stderr: Any = subprocess.STDOUT if self.merge_stderr or self.log is None else self.log
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, **self._popen_options()
+            self._argv(cmd),
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            **self._popen_options(),
         )
         self._pump = threading.Thread(
             target=self._read, args=(proc.stdout,), name=f"{self.name}-output", daemon=True

@@ -12,7 +12,6 @@ from typing import IO, ClassVar
 from devstack.consul import ConsulAgent
 from devstack.nats import NatsServer
 from devstack.process import ReadyLineProcess
-from devstack.process import die_with_parent as _die_with_parent  # noqa: F401 (bench imports it)
 
 READY = "MESH_READY "
 NO_NATS = "nats://127.0.0.1:1"  # no broker: a port nothing listens on (fine for a client)
