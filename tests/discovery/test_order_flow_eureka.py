@@ -7,7 +7,6 @@ walkthrough, run as written against this stack."""
 from __future__ import annotations
 
 import json
-import subprocess
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -16,12 +15,11 @@ import pytest
 
 from devstack.orders import CONFIRMED, Orders, order_request
 from devstack.stack import DOMAIN_SERVICES, Stack
-from devstack.tools import go_tool
 from meshkit.mesh import open_mesh
 from meshkit.tools.certs import main as mesh_cli
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
-from tests.integration.test_readme import README_PORTS, readme_grpcurl_calls, split_messages
 from tests.support.polling import eventually
+from tests.support.readme import walk_readme
 
 pytestmark = pytest.mark.integration
 
@@ -63,24 +61,8 @@ def test_the_readme_grpcurl_walkthrough_confirms_an_order(stack: Stack) -> None:
     stack.consul.service_token("operator")
     args = ["--state-dir", str(stack.state), "certs", "issue", "operator"]
     mesh_cli([*args, "--consul", stack.consul.http_addr])
-    certs = stack.state / "certs" / "operator"
-    gc = [go_tool("grpcurl"), "-cacert", str(certs / "ca.pem"), "-cert", str(certs / "cert.pem")]
-    gc += ["-key", str(certs / "key.pem"), "-max-time", "10"]
-    order_id, states = "", []
-    for call in readme_grpcurl_calls():
-        call = [
-            stack.services[README_PORTS[a.rsplit(":", 1)[1]]].address
-            if a.startswith("127.0.0.1:")
-            else a.replace("<order_id from above>", order_id)
-            for a in call
-        ]
-        out = subprocess.run([*gc, *call], capture_output=True, text=True, timeout=30)
-        assert out.returncode == 0, f"{call}: {out.stderr}"
-        if call[-1].endswith("/PlaceOrder"):
-            order_id = json.loads(out.stdout)["order"]["order_id"]
-        if call[-1].endswith("/WatchOrder"):
-            states = [json.loads(m)["order"]["status"] for m in split_messages(out.stdout)]
-    assert order_id and states[-1] == "ORDER_STATUS_CONFIRMED", states
+    addresses = {name: proc.address for name, proc in stack.services.items()}
+    walk_readme(addresses, stack.state / "certs" / "operator")
 
 
 def eureka_call(method: str, url: str, body: object | None = None) -> int:
