@@ -22,33 +22,28 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
 import time
 import traceback
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.client import RESULT, closed_loop, paced, place_order_request, wait_instances
+from bench.client import RESULT, FinalEvents, measure_orders
+from bench.orders import SERVICES, order_runs, start_services
 from bench.procs import python_env
 from bench.profiles import PROFILES, Profile
-from bench.report import Report, machine_info, write_json
-from bench.servers import SKU
+from bench.report import Report, finish, machine_info
 from bench.stack import Stack
-from bench.stats import summarize
 from devstack.nats import ADMIN
 from devstack.tools import ROOT
 
 SECTION = "6. the order flow on each event broker"
 BROKERS = ("nats", "kafka", "rabbitmq", "sqs")
-SERVICES = ("inventory", "payment", "shipping", "order")
-SAGA_TIMEOUT = "300"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -83,38 +78,22 @@ def broker_down(stack: Stack, kind: str) -> None:
 
 def one_broker(stack: Stack, kind: str, profile: Profile) -> dict[str, Any]:
     shutil.rmtree(stack.state / "data", ignore_errors=True)  # each broker: fresh databases
-    seed = stack.state / "inventory-seed.json"
-    seed.write_text(json.dumps({SKU: 10**12}))
     broker_env, client_flags = broker_up(stack, kind)
     try:
-        env = {name: {**broker_env_for(stack, kind, name)} for name in SERVICES}
-        env["inventory"]["SHOP_INVENTORY_SEED"] = str(seed)
-        env["order"]["SHOP_ORDER_SAGA_TIMEOUT"] = SAGA_TIMEOUT
-        procs = stack.domain_services(list(SERVICES), env)
+        env = {name: broker_env_for(stack, kind, name) for name in SERVICES}
+        procs = start_services(stack, env)
         try:
-            assert stack.consul is not None
-            for name in SERVICES:
-                stack.consul.wait_passing(name, timeout=60)
             base = [
                 "--broker", kind, *client_flags,
                 "--consul", stack.consul_addr,
                 "--state-dir", str(stack.state),
                 "--settle", str(profile.orders_settle),
             ]  # fmt: skip
-            fixed = client(
-                [*base, "--rate", str(profile.orders_rate),
-                 "--duration", str(profile.orders_seconds), "--warmup", "20"],
-                stack, broker_env,
-            )  # fmt: skip
-            saturated = client(
-                [*base, "--concurrency", str(profile.orders_concurrency),
-                 "--total", str(profile.orders_total)],
-                stack, broker_env,
-            )  # fmt: skip
-            rss = {name: p.peak_rss_mib() for name, p in zip(SERVICES, procs, strict=True)}
-            return {"fixed_rate": fixed, "saturation": saturated, "peak_rss_mib": rss}
+            return order_runs(
+                profile, procs, lambda flags: client([*base, *flags], stack, broker_env)
+            )
         finally:
-            for proc in procs:
+            for proc in procs.values():
                 stack.stop(proc)
     finally:
         broker_down(stack, kind)
@@ -195,25 +174,15 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     from meshkit.events.bus import Delivery
     from meshkit.events.envelopes import event_type
     from meshkit.mesh import open_mesh
-    from shop.events.v1 import envelope_pb2, events_pb2
-    from shop.order.v1 import order_pb2_grpc
+    from shop.events.v1 import events_pb2
 
-    final: dict[str, tuple[float, str]] = {}  # order id -> (when, OrderConfirmed|...)
-    placed: dict[str, float] = {}
-    waiting: set[str] = set()
-    all_placed = asyncio.Event()
-    all_final = asyncio.Event()
+    events = FinalEvents()
 
     async def on_final(batch: Sequence[Delivery]) -> None:
         now = time.perf_counter()
         for d in batch:
-            envelope = envelope_pb2.EventEnvelope.FromString(d.data)
-            outcome = envelope.event_type.rsplit(".", 1)[-1]
-            final.setdefault(envelope.correlation_id, (now, outcome))
-            waiting.discard(envelope.correlation_id)
+            events.reached(d.data, now)
             await d.ack()
-        if all_placed.is_set() and not waiting:
-            all_final.set()
 
     bus = await connect_bus(
         MeshConfig(
@@ -234,56 +203,7 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(0.1)
     mesh, _ = await open_mesh(identity_config(Path(a.state_dir), a.identity, a.consul))
     try:
-        stub = mesh.stub(order_pb2_grpc.OrderServiceStub, "order")
-        await wait_instances(mesh, "order", 1)
-        customer = f"bench-{uuid.uuid4().hex[:8]}"
-
-        async def place() -> None:
-            started = time.perf_counter()
-            response = await stub.PlaceOrder(place_order_request(customer), timeout=a.timeout)
-            order_id = response.order.order_id
-            placed[order_id] = started
-            if order_id not in final:
-                waiting.add(order_id)
-
-        if a.warmup:
-            await closed_loop(place, 4, a.warmup)
-            await asyncio.sleep(1.0)  # the warm-up's orders settle (as bench.client's)
-        placed.clear()
-        waiting.clear()
-        start, cpu = time.perf_counter(), time.process_time()
-        if a.rate:
-            calls = await paced(place, a.rate, a.duration, a.concurrency)
-        else:
-            calls = await closed_loop(place, a.concurrency, a.total)
-        placing = time.perf_counter() - start
-        all_placed.set()
-        if waiting:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(all_final.wait(), a.settle)
-        mine = {o: final[o] for o in placed if o in final}
-        ends = [t for t, _ in mine.values()]
-        span = (max(ends) - start) if ends else 0.0
-        outcomes = Counter(outcome for _, outcome in mine.values())
-        to_confirmed = [
-            (t - placed[o]) * 1000.0
-            for o, (t, outcome) in mine.items()
-            if outcome == "OrderConfirmed"
-        ]
-        result = calls.result(placing, time.process_time() - cpu)
-        return {
-            "placed": len(placed),
-            "place_errors": result["errors"],
-            "place_error_codes": result["error_codes"],
-            "place_p50_ms": result["p50_ms"],
-            "place_p99_ms": result["p99_ms"],
-            "confirmed": outcomes.get("OrderConfirmed", 0),
-            "cancelled": outcomes.get("OrderCancelled", 0),
-            "unfinished": len(placed) - len(mine),
-            "final_per_s": len(mine) / span if span > 0 else 0.0,
-            "span_s": span,
-            "confirm": summarize(to_confirmed),
-        }
+        return await measure_orders(mesh, a, events, warmup_pause=1.0)
     finally:
         follower.cancel()
         with contextlib.suppress(BaseException):
@@ -348,11 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         report.raw["brokers"] = run(stack, profile, report, brokers)
         if a.keep_state:
             print(f"bench: state kept in {stack.state}", file=sys.stderr)
-    machine["load_avg_end"] = list(os.getloadavg())
-    machine["seconds"] = time.monotonic() - t0
-    print(report.table())
-    path = write_json(report, a.out, machine)
-    print(f"\n{len(report.figures)} figures in {machine['seconds']:.0f} s; JSON: {path}")
+    finish(report, a.out, machine, t0)
     return 1 if report.errors else 0
 
 

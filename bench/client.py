@@ -227,6 +227,89 @@ def place_order_request(customer: str) -> Any:
     )  # fmt: skip
 
 
+@dataclass
+class FinalEvents:
+    """The orders placed and the final event each reached, as a follower sees them."""
+
+    final: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (when, outcome)
+    placed: dict[str, float] = field(default_factory=dict)  # id -> when its PlaceOrder started
+    waiting: set[str] = field(default_factory=set)  # placed, not final yet
+    all_placed: asyncio.Event = field(default_factory=asyncio.Event)
+    all_final: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def reached(self, data: bytes, when: float) -> None:
+        """An OrderConfirmed/OrderCancelled envelope (``data``) seen at ``when``."""
+        from shop.events.v1 import envelope_pb2
+
+        envelope = envelope_pb2.EventEnvelope.FromString(data)
+        outcome = envelope.event_type.rsplit(".", 1)[-1]
+        self.final.setdefault(envelope.correlation_id, (when, outcome))
+        self.waiting.discard(envelope.correlation_id)
+        if self.all_placed.is_set() and not self.waiting:
+            self.all_final.set()
+
+
+async def measure_orders(
+    mesh: Any, a: argparse.Namespace, events: FinalEvents, warmup_pause: float
+) -> dict[str, Any]:
+    """Orders placed through ``mesh`` at ``--rate`` (or by ``--concurrency`` callers), then
+    up to ``--settle`` s for their final events (fed to ``events`` by the caller's follower):
+    the PlaceOrder calls' latencies, the outcomes, PlaceOrder -> CONFIRMED."""
+    from shop.order.v1 import order_pb2_grpc
+
+    stub = mesh.stub(order_pb2_grpc.OrderServiceStub, "order")
+    await wait_instances(mesh, "order", 1)
+    customer = f"bench-{uuid.uuid4().hex[:8]}"
+    placed, final = events.placed, events.final
+
+    async def place() -> None:
+        started = time.perf_counter()
+        response = await stub.PlaceOrder(place_order_request(customer), timeout=a.timeout)
+        order_id = response.order.order_id
+        placed[order_id] = started
+        if order_id not in final:
+            events.waiting.add(order_id)
+
+    if a.warmup:
+        await closed_loop(place, 4, a.warmup)
+        await asyncio.sleep(warmup_pause)  # the warm-up's orders settle
+    placed.clear()
+    events.waiting.clear()
+    start, cpu = time.perf_counter(), time.process_time()
+    if a.rate:
+        calls = await paced(place, a.rate, a.duration, a.concurrency)
+    else:
+        calls = await closed_loop(place, a.concurrency, a.total)
+    placing = time.perf_counter() - start
+    events.all_placed.set()
+    if events.waiting:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(events.all_final.wait(), a.settle)
+    mine = {o: final[o] for o in placed if o in final}
+    ends = [t for t, _ in mine.values()]
+    span = (max(ends) - start) if ends else 0.0
+    outcomes = Counter(outcome for _, outcome in mine.values())
+    to_confirmed = [
+        (t - placed[o]) * 1000.0 for o, (t, outcome) in mine.items() if outcome == "OrderConfirmed"
+    ]
+    result = calls.result(placing, time.process_time() - cpu)
+    return {
+        "placed": len(placed),
+        "place_errors": result["errors"],
+        "place_error_codes": result["error_codes"],
+        "place_qps": result["qps"],
+        "place_p50_ms": result["p50_ms"],
+        "place_p99_ms": result["p99_ms"],
+        "final": len(mine),
+        "confirmed": outcomes.get("OrderConfirmed", 0),
+        "cancelled": outcomes.get("OrderCancelled", 0),
+        "unfinished": len(placed) - len(mine),
+        "final_per_s": len(mine) / span if span > 0 else 0.0,
+        "span_s": span,
+        "confirm": summarize(to_confirmed),
+    }
+
+
 async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     """Orders placed at ``--rate`` (or by ``--concurrency`` callers), each followed to its
     final state by the saga's own final events on the broker (a plain NATS subscription:
@@ -236,80 +319,18 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     from devstack.signer import identity_config
     from meshkit.events.nats import credential_options
     from meshkit.mesh import open_mesh
-    from shop.events.v1 import envelope_pb2
-    from shop.order.v1 import order_pb2_grpc
 
-    final: dict[str, tuple[float, str]] = {}  # order id -> (when, OrderConfirmed|...)
-    placed: dict[str, float] = {}  # order id -> when its PlaceOrder started
-    waiting: set[str] = set()  # placed, not final yet
-    all_placed = asyncio.Event()
-    all_final = asyncio.Event()
+    events = FinalEvents()
 
     async def on_final(msg: Any) -> None:
-        envelope = envelope_pb2.EventEnvelope.FromString(msg.data)
-        outcome = envelope.event_type.rsplit(".", 1)[-1]
-        final.setdefault(envelope.correlation_id, (time.perf_counter(), outcome))
-        waiting.discard(envelope.correlation_id)
-        if all_placed.is_set() and not waiting:
-            all_final.set()
+        events.reached(msg.data, time.perf_counter())
 
     nc = await nats.connect(a.nats, **credential_options(a.nats_creds, "observer"))
     await nc.subscribe("shop.events.v1.OrderConfirmed", cb=on_final)
     await nc.subscribe("shop.events.v1.OrderCancelled", cb=on_final)
     mesh, _ = await open_mesh(identity_config(Path(a.state_dir), a.identity, a.consul))
     try:
-        stub = mesh.stub(order_pb2_grpc.OrderServiceStub, "order")
-        await wait_instances(mesh, "order", 1)
-        customer = f"bench-{uuid.uuid4().hex[:8]}"
-
-        async def place() -> None:
-            started = time.perf_counter()
-            response = await stub.PlaceOrder(place_order_request(customer), timeout=a.timeout)
-            order_id = response.order.order_id
-            placed[order_id] = started
-            if order_id not in final:
-                waiting.add(order_id)
-
-        if a.warmup:
-            await closed_loop(place, 4, a.warmup)
-            await asyncio.sleep(0.5)
-        placed.clear()
-        waiting.clear()
-        start, cpu = time.perf_counter(), time.process_time()
-        if a.rate:
-            calls = await paced(place, a.rate, a.duration, a.concurrency)
-        else:
-            calls = await closed_loop(place, a.concurrency, a.total)
-        placing = time.perf_counter() - start
-        all_placed.set()
-        if waiting:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(all_final.wait(), a.settle)
-        mine = {o: final[o] for o in placed if o in final}
-        ends = [t for t, _ in mine.values()]
-        span = (max(ends) - start) if ends else 0.0
-        outcomes = Counter(outcome for _, outcome in mine.values())
-        to_confirmed = [
-            (t - placed[o]) * 1000.0
-            for o, (t, outcome) in mine.items()
-            if outcome == "OrderConfirmed"
-        ]
-        result = calls.result(placing, time.process_time() - cpu)
-        return {
-            "placed": len(placed),
-            "place_errors": result["errors"],
-            "place_error_codes": result["error_codes"],
-            "place_qps": result["qps"],
-            "place_p50_ms": result["p50_ms"],
-            "place_p99_ms": result["p99_ms"],
-            "final": len(mine),
-            "confirmed": outcomes.get("OrderConfirmed", 0),
-            "cancelled": outcomes.get("OrderCancelled", 0),
-            "unfinished": len(placed) - len(mine),
-            "final_per_s": len(mine) / span if span > 0 else 0.0,
-            "span_s": span,
-            "confirm": summarize(to_confirmed),
-        }
+        return await measure_orders(mesh, a, events, warmup_pause=0.5)
     finally:
         await mesh.close()
         await nc.close()

@@ -16,25 +16,22 @@ CPU: the four services' processes, and Postgres' own (its server and backends) a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.load import python_client
+from bench.orders import SERVICES, client_flags, order_runs, start_services
 from bench.profiles import PROFILES, Profile
-from bench.report import Report, machine_info, write_json
-from bench.servers import SKU
+from bench.report import Report, finish, machine_info
 from bench.stack import Stack
-from devstack.nats import OBSERVER
 
 SECTION = "databases: the order flow on SQLite and on PostgreSQL"
-SERVICES = ("inventory", "payment", "shipping", "order")
 BACKENDS = ("sqlite", "postgres")
-SAGA_TIMEOUT = "300"
 RESULTS = Path(__file__).resolve().parent / "results"
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -56,53 +53,24 @@ def measure(database: str, profile: Profile) -> dict[str, Any]:
     """The order flow on ``database``, at ``profile``'s fixed rate and at saturation."""
     with Stack() as stack:
         stack.start_consul()
-        nats = stack.start_nats()
-        env: dict[str, dict[str, str]] = {name: {} for name in SERVICES}
+        stack.start_nats()
+        env: dict[str, dict[str, str]] = {}
+        others: dict[str, Callable[[], float]] = {}  # CPU-second counters beside the services'
         if database == "postgres":
             postgres = stack.start_postgres()
-            for name in SERVICES:
-                env[name].update(postgres.env(name))
-        seed = stack.state / "inventory-seed.json"
-        seed.write_text(json.dumps({SKU: 10**12}))
-        env["inventory"]["SHOP_INVENTORY_SEED"] = str(seed)
-        env["order"]["SHOP_ORDER_SAGA_TIMEOUT"] = SAGA_TIMEOUT
-        procs = dict(zip(SERVICES, stack.domain_services(list(SERVICES), env), strict=True))
-        for name in SERVICES:
-            stack.wait_passing(name)
-        base = [
-            "--consul", stack.consul_addr,
-            "--state-dir", str(stack.state),
-            "--nats", stack.nats_url,
-            "--nats-creds", str(nats.creds(OBSERVER)),
-            "--settle", str(profile.orders_settle),
-            "--timeout", "10",
-        ]  # fmt: skip
-
-        def orders(*extra: str) -> dict[str, Any]:
-            before = {name: p.cpu() for name, p in procs.items()}
-            pg_before = tree_cpu(stack.postgres.pid) if stack.postgres else 0.0
-            result = python_client("orders", [*base, *extra], log=stack.log)
-            placed = result["placed"] or float("nan")
-            cpu = {name: p.cpu() - before[name] for name, p in procs.items()}
-            result["services_cpu_ms_per_order"] = sum(cpu.values()) / placed * 1000
-            if stack.postgres is not None:
-                pg = tree_cpu(stack.postgres.pid) - pg_before
-                result["postgres_cpu_ms_per_order"] = pg / placed * 1000
-            return result
-
-        fixed = orders(
-            "--rate", str(profile.orders_rate),
-            "--duration", str(profile.orders_seconds),
-            "--warmup", "20",
-        )  # fmt: skip
-        saturated = orders(
-            "--concurrency", str(profile.orders_concurrency),
-            "--total", str(profile.orders_total),
-        )  # fmt: skip
-        rss = {name: p.peak_rss_mib() for name, p in procs.items()}
+            env = {name: postgres.env(name) for name in SERVICES}
+            others["postgres"] = lambda: tree_cpu(postgres.pid)
+        procs = start_services(stack, env)
+        base = client_flags(stack, profile)
+        raw = order_runs(
+            profile,
+            procs,
+            lambda flags: python_client("orders", [*base, *flags], log=stack.log),
+            others,
+        )
         for proc in procs.values():
             stack.stop(proc)
-        return {"fixed_rate": fixed, "saturation": saturated, "peak_rss_mib": rss}
+        return raw
 
 
 def run(profile: Profile, report: Report) -> dict[str, Any]:
@@ -163,10 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         report.errors["databases"] = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        machine["seconds"] = time.monotonic() - t0
-        print(report.table())
-        path = write_json(report, a.out, machine)
-        print(f"\n{len(report.figures)} figures in {machine['seconds']:.0f} s; JSON: {path}")
+        finish(report, a.out, machine, t0)
     return 1 if report.errors else 0
 
 

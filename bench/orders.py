@@ -11,9 +11,11 @@ not as orders cancelled by the sweeper.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from bench.load import python_client
+from bench.procs import Child
 from bench.profiles import Profile
 from bench.report import Report, at_least, at_most
 from bench.servers import SKU
@@ -25,20 +27,63 @@ SERVICES = ("inventory", "payment", "shipping", "order")
 SAGA_TIMEOUT = "300"
 
 
-def run(stack: Stack, profile: Profile, report: Report) -> dict[str, Any]:
-    stack.start_nats()
-    assert stack.nats is not None
+def start_services(stack: Stack, env: dict[str, dict[str, str]]) -> dict[str, Child]:
+    """The four services as ``make run`` starts them, with ``env`` each, a seeded inventory
+    and a long saga timeout; once each passes its Consul check."""
     seed = stack.state / "inventory-seed.json"
     seed.write_text(json.dumps({SKU: 10**12}))
-    env = {
-        "inventory": {"SHOP_INVENTORY_SEED": str(seed)},
-        "order": {"SHOP_ORDER_SAGA_TIMEOUT": SAGA_TIMEOUT},
-    }
+    env = {name: dict(env.get(name, {})) for name in SERVICES}
+    env["inventory"]["SHOP_INVENTORY_SEED"] = str(seed)
+    env["order"]["SHOP_ORDER_SAGA_TIMEOUT"] = SAGA_TIMEOUT
     procs = dict(zip(SERVICES, stack.domain_services(list(SERVICES), env), strict=True))
     assert stack.consul is not None
     for name in SERVICES:
-        stack.consul.wait_passing(name)
-    base = [
+        stack.consul.wait_passing(name, timeout=60)
+    return procs
+
+
+def order_runs(
+    profile: Profile,
+    procs: dict[str, Child],
+    client: Callable[[list[str]], dict[str, Any]],
+    others: dict[str, Callable[[], float]] | None = None,
+) -> dict[str, Any]:
+    """``client`` (the load client, given its load flags) at ``profile``'s fixed rate, then at
+    saturation; each result gets the services' CPU per order (and ``others``': CPU-second
+    counters, e.g. a database server's); with the services' peak RSS."""
+    others = others or {}
+
+    def measured(*extra: str) -> dict[str, Any]:
+        before = {name: p.cpu() for name, p in procs.items()}
+        others_before = {name: cpu() for name, cpu in others.items()}
+        result = client(list(extra))
+        cpu = {name: p.cpu() - before[name] for name, p in procs.items()}
+        placed = result["placed"] or float("nan")
+        result["services_cpu_s"] = sum(cpu.values())
+        result["services_cpu_ms_per_order"] = sum(cpu.values()) / placed * 1000
+        result["cpu_ms_per_order"] = {name: c / placed * 1000 for name, c in cpu.items()}
+        for name, counter in others.items():
+            used = counter() - others_before[name]
+            result[f"{name}_cpu_ms_per_order"] = used / placed * 1000
+        return result
+
+    fixed = measured(
+        "--rate", str(profile.orders_rate),
+        "--duration", str(profile.orders_seconds),
+        "--warmup", "20",
+    )  # fmt: skip
+    saturated = measured(
+        "--concurrency", str(profile.orders_concurrency),
+        "--total", str(profile.orders_total),
+    )  # fmt: skip
+    rss = {name: p.peak_rss_mib() for name, p in procs.items()}
+    return {"fixed_rate": fixed, "saturation": saturated, "peak_rss_mib": rss}
+
+
+def client_flags(stack: Stack, profile: Profile) -> list[str]:
+    """bench.client's flags for the orders scenario on ``stack``'s NATS."""
+    assert stack.nats is not None
+    return [
         "--consul", stack.consul_addr,
         "--state-dir", str(stack.state),
         "--nats", stack.nats_url,
@@ -47,27 +92,15 @@ def run(stack: Stack, profile: Profile, report: Report) -> dict[str, Any]:
         "--timeout", "10",
     ]  # fmt: skip
 
-    def orders(*extra: str) -> dict[str, Any]:
-        before = {name: p.cpu() for name, p in procs.items()}
-        result = python_client("orders", [*base, *extra], log=stack.log)
-        cpu = {name: p.cpu() - before[name] for name, p in procs.items()}
-        placed = result["placed"] or float("nan")
-        result["services_cpu_s"] = sum(cpu.values())
-        result["services_cpu_ms_per_order"] = sum(cpu.values()) / placed * 1000
-        result["cpu_ms_per_order"] = {name: c / placed * 1000 for name, c in cpu.items()}
-        return result
 
-    fixed = orders(
-        "--rate", str(profile.orders_rate),
-        "--duration", str(profile.orders_seconds),
-        "--warmup", "20",
-    )  # fmt: skip
-    saturated = orders(
-        "--concurrency", str(profile.orders_concurrency),
-        "--total", str(profile.orders_total),
-    )  # fmt: skip
-    rss = {name: p.peak_rss_mib() for name, p in procs.items()}
-    raw = {"fixed_rate": fixed, "saturation": saturated, "peak_rss_mib": rss}
+def run(stack: Stack, profile: Profile, report: Report) -> dict[str, Any]:
+    stack.start_nats()
+    procs = start_services(stack, {})
+    base = client_flags(stack, profile)
+    raw = order_runs(
+        profile, procs, lambda flags: python_client("orders", [*base, *flags], log=stack.log)
+    )
+    fixed, saturated, rss = raw["fixed_rate"], raw["saturation"], raw["peak_rss_mib"]
 
     rate = profile.orders_rate
     report.describe(

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,4 +215,15 @@ def write_json(report: Report, directory: Path, machine: dict[str, Any]) -> Path
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{report.started}.json"
     path.write_text(json.dumps(report.to_json(machine), indent=2) + "\n")
+    return path
+
+
+def finish(report: Report, directory: Path, machine: dict[str, Any], t0: float) -> Path:
+    """The end of a bench run begun at monotonic ``t0``: the table on stdout, the JSON in
+    ``directory`` (with the load average at the end and the run's seconds)."""
+    machine["load_avg_end"] = list(os.getloadavg())
+    machine["seconds"] = time.monotonic() - t0
+    print(report.table())
+    path = write_json(report, directory, machine)
+    print(f"\n{len(report.figures)} figures in {machine['seconds']:.0f} s; JSON: {path}")
     return path

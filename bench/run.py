@@ -26,7 +26,7 @@ from typing import Any
 
 from bench import chain, failover, orders, overhead, scaling
 from bench.profiles import PROFILES, Profile
-from bench.report import Report, machine_info, write_json
+from bench.report import Report, finish, machine_info
 from bench.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,11 +79,7 @@ def run(
             print(f"bench: section {key} ({name}) took {took:.1f} s", file=sys.stderr, flush=True)
         if keep:
             print(f"bench: state kept in {stack.state}", file=sys.stderr)
-    machine["load_avg_end"] = list(os.getloadavg())
-    machine["seconds"] = time.monotonic() - t0
-    print(report.table())
-    path = write_json(report, out, machine)
-    print(f"\n{len(report.figures)} figures in {machine['seconds']:.0f} s; JSON: {path}")
+    finish(report, out, machine, t0)
     return report
 
 
