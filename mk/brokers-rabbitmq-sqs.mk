@@ -18,7 +18,7 @@ $(STAMPS)/rabbitmq: scripts/install-rabbitmq.sh
 	@touch $@
 
 # ElasticMQ's jars from Maven Central (infra/elasticmq/pom.xml), cached outside the repo.
-$(STAMPS)/sqs: scripts/install-sqs.sh infra/elasticmq/pom.xml
+$(STAMPS)/sqs: scripts/install-sqs.sh scripts/maven-jars.sh infra/elasticmq/pom.xml
 	@mkdir -p $(STAMPS)
 	@$(STEP) sqs bash scripts/install-sqs.sh
 	@touch $@

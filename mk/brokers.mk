@@ -16,7 +16,7 @@ RUN_TOOLS += $(STAMPS)/kafka
 endif
 
 # Apache Kafka's jars from Maven Central (infra/kafka/pom.xml), cached outside the repo.
-$(STAMPS)/kafka: scripts/install-kafka.sh infra/kafka/pom.xml
+$(STAMPS)/kafka: scripts/install-kafka.sh scripts/maven-jars.sh infra/kafka/pom.xml
 	@mkdir -p $(STAMPS)
 	@$(STEP) kafka bash scripts/install-kafka.sh
 	@touch $@

@@ -12,24 +12,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 POM_SUM="$(sha256sum "$ROOT/infra/kafka/pom.xml" | cut -c1-8)"
 DEST="$CACHE_DIR/kafka-$KAFKA_VERSION-$POM_SUM"
 
-if [[ -f "$DEST/.complete" && "${1:-}" != "--fetch" ]]; then
-  echo "$DEST/lib"
-  exit 0
-fi
-
-command -v java >/dev/null || { echo "install-kafka: java not found (apt-get install openjdk-17-jre-headless)" >&2; exit 1; }
-command -v mvn >/dev/null || { echo "install-kafka: mvn not found (apt-get install maven)" >&2; exit 1; }
-echo "install-kafka: fetching Kafka $KAFKA_VERSION's jars from Maven Central..." >&2
-start=$SECONDS
-tmp="$DEST.tmp.$$"
-rm -rf "$tmp"
-mkdir -p "$tmp"
-trap 'rm -rf "$tmp"' EXIT
-mvn -q -B -f "$ROOT/infra/kafka/pom.xml" -Dkafka.version="$KAFKA_VERSION" \
-  dependency:copy-dependencies -DoutputDirectory="$tmp/lib" -DincludeScope=runtime >&2
-touch "$tmp/.complete"
-rm -rf "$DEST"
-mv "$tmp" "$DEST"
-trap - EXIT
-echo "install-kafka: $(ls "$DEST/lib" | wc -l) jars in $((SECONDS - start)) s -> $DEST/lib" >&2
-echo "$DEST/lib"
+fetch=()
+[[ "${1:-}" == "--fetch" ]] && fetch=(--fetch)
+exec "$ROOT/scripts/maven-jars.sh" "${fetch[@]}" install-kafka "Kafka $KAFKA_VERSION" \
+  "$ROOT/infra/kafka/pom.xml" "$DEST" -Dkafka.version="$KAFKA_VERSION"
