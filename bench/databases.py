@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import python_client
-from bench.orders import SERVICES, client_flags, order_runs, start_services
+from bench.orders import SERVICES, add_rows, client_flags, order_runs, start_services
 from bench.profiles import PROFILES, Profile
 from bench.report import Report, finish, machine_info
 from bench.stack import Stack
@@ -90,24 +90,7 @@ def run(profile: Profile, report: Report) -> dict[str, Any]:
         for load, r in ((f"{rate:g}/s", "fixed_rate"), ("saturation", "saturation")):
             m = raw[database][r]
             column = f"{database} {load}"
-            report.add(SECTION, "orders placed", m["placed"], "", column=column)
-            report.add(SECTION, "reached CONFIRMED", m["confirmed"], "", column=column)
-            report.add(SECTION, "not final when the run ended", m["unfinished"], "", column=column)
-            report.add(SECTION, "failed PlaceOrder calls", m["place_errors"], "", column=column)
-            report.add(SECTION, "orders/s to a final state", m["final_per_s"], "/s", column=column)
-            report.add(SECTION, "PlaceOrder call p50", m["place_p50_ms"], "ms", column=column)
-            report.add(
-                SECTION, "PlaceOrder -> CONFIRMED p50", m["confirm"]["p50_ms"], "ms",
-                column=column,
-            )  # fmt: skip
-            report.add(
-                SECTION, "PlaceOrder -> CONFIRMED p99", m["confirm"]["p99_ms"], "ms",
-                column=column,
-            )  # fmt: skip
-            report.add(
-                SECTION, "services' CPU per order (4 processes)",
-                m["services_cpu_ms_per_order"], "ms", column=column,
-            )  # fmt: skip
+            add_rows(report, SECTION, m, column)
             report.add(
                 SECTION, "Postgres' CPU per order (server + backends)",
                 m.get("postgres_cpu_ms_per_order", 0.0), "ms", column=column,

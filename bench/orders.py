@@ -80,6 +80,25 @@ def order_runs(
     return {"fixed_rate": fixed, "saturation": saturated, "peak_rss_mib": rss}
 
 
+def add_rows(report: Report, section: str, r: dict[str, Any], column: str) -> None:
+    """The figures of one ``order_runs`` result (``r``) in ``column`` of ``section``."""
+    rows = [
+        ("orders placed", r["placed"], ""),
+        ("reached CONFIRMED", r["confirmed"], ""),
+        ("reached CANCELLED", r["cancelled"], ""),
+        ("not final when the run ended", r["unfinished"], ""),
+        ("failed PlaceOrder calls", r["place_errors"], ""),
+        ("orders/s to a final state", r["final_per_s"], "/s"),
+        ("PlaceOrder call p50", r["place_p50_ms"], "ms"),
+        ("PlaceOrder call p99", r["place_p99_ms"], "ms"),
+        ("PlaceOrder -> CONFIRMED p50", r["confirm"]["p50_ms"], "ms"),
+        ("PlaceOrder -> CONFIRMED p99", r["confirm"]["p99_ms"], "ms"),
+        ("services' CPU per order (4 processes)", r["services_cpu_ms_per_order"], "ms"),
+    ]
+    for name, value, unit in rows:
+        report.add(section, name, value, unit, column=column)
+
+
 def client_flags(stack: Stack, profile: Profile) -> list[str]:
     """bench.client's flags for the orders scenario on ``stack``'s NATS."""
     assert stack.nats is not None
@@ -109,30 +128,7 @@ def run(stack: Stack, profile: Profile, report: Report) -> dict[str, Any]:
         " call\nto the saga's final event. CPU: the four services' processes (NATS not counted).",
     )
     for label, r in ((f"{rate:g} orders/s", fixed), ("saturation", saturated)):
-        report.add(SECTION, "orders placed", r["placed"], "", column=label)
-        report.add(SECTION, "reached CONFIRMED", r["confirmed"], "", column=label)
-        report.add(SECTION, "reached CANCELLED", r["cancelled"], "", column=label)
-        report.add(SECTION, "not final when the run ended", r["unfinished"], "", column=label)
-        report.add(SECTION, "failed PlaceOrder calls", r["place_errors"], "", column=label)
-        report.add(SECTION, "PlaceOrder call p50", r["place_p50_ms"], "ms", column=label)
-        report.add(SECTION, "PlaceOrder call p99", r["place_p99_ms"], "ms", column=label)
-        report.add(
-            SECTION, "PlaceOrder -> CONFIRMED p50", r["confirm"]["p50_ms"], "ms", column=label
-        )
-        report.add(
-            SECTION, "PlaceOrder -> CONFIRMED p99", r["confirm"]["p99_ms"], "ms", column=label
-        )
-        report.add(
-            SECTION,
-            "orders reaching a final state per second",
-            r["final_per_s"],
-            "/s",
-            column=label,
-        )
-        report.add(
-            SECTION, "services' CPU per order (4 processes)", r["services_cpu_ms_per_order"], "ms",
-            column=label,
-        )  # fmt: skip
+        add_rows(report, SECTION, r, label)
         for name in SERVICES:
             report.add(
                 SECTION, f"  of which {name}", r["cpu_ms_per_order"][name], "ms", column=label
