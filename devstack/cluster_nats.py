@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from nats.js import api
 
 from devstack.nats import ADMIN, NatsServer
 from devstack.ports import free_ports
-from devstack.process import ChildProcess
+from devstack.process import ChildProcess, run_in_thread
 from meshkit.events.nats import DUPLICATE_WINDOW, credential_options
 
 STREAM_MAX_AGE = 7 * 24 * 3600.0  # as NatsBus makes the stream on a single server
@@ -148,16 +147,6 @@ def ensure_replicated_stream(node: NatsServer, replicas: int) -> None:
         finally:
             await nc.close()
 
-    failure: list[BaseException] = []
-
-    def run() -> None:  # a thread of its own: the caller may be running an event loop
-        try:
-            asyncio.run(ensure())
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="nats-ensure-stream")
-    worker.start()
-    worker.join()
-    if failure:
-        raise RuntimeError(f"creating the stream {events.stream} (R{replicas})") from failure[0]
+    run_in_thread(
+        ensure(), "nats-ensure-stream", f"creating the stream {events.stream} (R{replicas})"
+    )

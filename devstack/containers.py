@@ -44,7 +44,7 @@ from devstack.hydra import Hydra
 from devstack.intentions import apply_intentions
 from devstack.nats import NatsServer, nats_server_binary
 from devstack.ports import free_port
-from devstack.services import READY, Launcher, ServiceProcess, service_process
+from devstack.services import READY, Launcher, ServiceProcess
 from devstack.signer import SignerProcess
 from devstack.stack import Stack
 from devstack.tools import ROOT, consul_binary, hydra_binary
@@ -370,16 +370,8 @@ class ContainerLauncher(Launcher):
     ) -> ServiceProcess:
         if module not in (None, f"services.{name}"):
             raise ValueError(f"module: an image runs services.{name}, not {module}")
+        host = self.process(name, *args, env=env)  # its command line and environment
         creds = self.nats.creds(name) if self.nats is not None else None
-        host = service_process(
-            name,
-            consul_http_addr=self.consul.http_addr,
-            nats_url=self.nats_url,
-            state_dir=self.state_dir,
-            args=list(args),
-            env={**self.consul.identity_env(name), **self.backend_env(name), **(env or {})},
-            nats_creds=creds,
-        )
         self.count += 1
         instance = f"{name}-{self.count}"
         data = self.state_dir / "containers" / instance

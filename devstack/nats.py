@@ -20,26 +20,22 @@ made from the mesh file's ``[events]``:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import socket
 import stat
 import sys
 import tempfile
-import threading
-import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import nkeys
 
-from devstack.ports import free_ports
-from devstack.process import ChildProcess
-from devstack.tools import ROOT
-from meshkit.config import DEFAULT_MESH_FILE, EventsSettings, MeshPolicy
+from devstack.brokers import MeshIdentities
+from devstack.ports import free_ports, wait_port_free
+from devstack.process import ChildProcess, run_in_thread
+from meshkit.config import EventsSettings
 from meshkit.events.nats import NatsBus, inbox_prefix
 from meshkit.security.secrets import SECRET_FILE_MODE, write_secret
 
@@ -52,7 +48,7 @@ def nats_server_binary() -> str:
 
 
 @dataclass
-class NatsServer(ChildProcess):
+class NatsServer(MeshIdentities, ChildProcess):
     """``nats-server -js`` on 127.0.0.1; restartable on the same port and store."""
 
     name: ClassVar[str] = "nats"
@@ -63,25 +59,14 @@ class NatsServer(ChildProcess):
     store_dir: Path | None = None
     # Credentials and permissions (the module's doc); False: anyone may do anything.
     auth: bool = True
-    mesh_file: Path = ROOT / DEFAULT_MESH_FILE
-    # Identities besides the event owners (a service that only consumes): they get a
-    # service's permissions, with nothing to publish.
-    identities: tuple[str, ...] = field(default=())
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
     @property
-    def events(self) -> EventsSettings:
-        return MeshPolicy.load(self.mesh_file).events
-
-    @property
     def creds_dir(self) -> Path:
         return self._store() / "creds"
-
-    def service_identities(self) -> list[str]:
-        return sorted(set(self.events.owners.values()) | set(self.identities))
 
     def creds(self, identity: str) -> Path | None:
         """The seed file of ``identity``; None when the server has no such user (or no
@@ -157,20 +142,7 @@ class NatsServer(ChildProcess):
             )
             await bus.close()
 
-        # A thread of its own: the caller may be running an event loop (an async test).
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(ensure())
-            except BaseException as exc:
-                failure.append(exc)
-
-        worker = threading.Thread(target=run, name="nats-ensure-stream")
-        worker.start()
-        worker.join()
-        if failure:
-            raise RuntimeError(f"creating the stream {events.stream}") from failure[0]
+        run_in_thread(ensure(), "nats-ensure-stream", f"creating the stream {events.stream}")
 
     def is_ready(self) -> bool:
         url = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
@@ -179,15 +151,7 @@ class NatsServer(ChildProcess):
 
     def cleanup(self) -> None:
         """Wait until the port is free again, so that a restart can bind it."""
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.05)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+        wait_port_free(self.port)
 
 
 def service_permissions(service: str, events: EventsSettings) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -24,3 +25,14 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def wait_port_free(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    """Until nothing accepts on ``port`` (a stopped server's listener is gone, so a restart
+    can bind it again), ``timeout`` seconds at the most."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex((host, port)) != 0:
+                return
+        time.sleep(0.05)

@@ -12,6 +12,7 @@ its stdout (``MESH_READY`` of the services, ``BENCH_READY`` of the bench servers
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -23,7 +24,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, Self
@@ -93,6 +94,11 @@ class ChildProcess:
         """Launch and wait until ready; killed (and the error raised) if it is not."""
         self.launch()
         return self.wait_ready(timeout)
+
+    def restart(self) -> Self:
+        """Stop, then start again (on the same ports and data, where the server keeps them)."""
+        self.stop()
+        return self.start()
 
     def launch(self) -> Self:
         """Start the process without waiting for it (start several, then wait for each)."""
@@ -287,3 +293,21 @@ class ReadyLineProcess(ChildProcess):
     def output_tail(self, lines: int = 30) -> str:
         self._pump.join(2.0)  # what it printed before it exited
         return "; it printed:\n" + "".join(list(self._seen)[-lines:])
+
+
+def run_in_thread(coro: Coroutine[Any, Any, Any], name: str, what: str | None = None) -> None:
+    """Run ``coro`` to its end on a loop of its own thread ``name`` (the caller may be
+    running a loop: an async test); its failure raised as RuntimeError(``what``)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(coro)
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name=name)
+    worker.start()
+    worker.join()
+    if failure:
+        raise RuntimeError(what or f"{name} failed") from failure[0]

@@ -133,7 +133,19 @@ class Launcher:
         module: str | None = None,
     ) -> ServiceProcess:
         """Start an instance without waiting for it (``proc.wait_ready()`` does)."""
-        proc = service_process(
+        proc = self.process(name, *args, env=env, module=module)
+        self.started.append(proc)
+        return proc.launch()
+
+    def process(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        module: str | None = None,
+    ) -> ServiceProcess:
+        """An instance of ``name`` as this launcher runs it: neither started nor tracked."""
+        return service_process(
             name,
             consul_http_addr=self.consul.http_addr,
             nats_url=self.nats_url,
@@ -146,8 +158,6 @@ class Launcher:
             module=module,
             nats_creds=self.nats.creds(name) if self.nats is not None else None,
         )
-        self.started.append(proc)
-        return proc.launch()
 
     def backend_env(self, name: str) -> dict[str, str]:
         """The environment the stack's backends give an instance of ``name``."""

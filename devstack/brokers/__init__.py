@@ -13,8 +13,12 @@ credential where the broker has them). docs/brokers.md says what each kind promi
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Self
+
+from devstack.tools import ROOT
+from meshkit.config import DEFAULT_MESH_FILE, EventsSettings, MeshPolicy
 
 # kind -> "module:class" of its server (NATS's lives in devstack/nats.py; its adapter to
 # this interface in devstack/brokers/nats.py).
@@ -32,6 +36,23 @@ LABELS: dict[str, str] = {
     "rabbitmq": "RabbitMQ 3.10, a user per service",
     "sqs": "SQS on ElasticMQ",
 }
+
+
+@dataclass(kw_only=True)
+class MeshIdentities:
+    """A broker server's users, from its ``mesh_file``: the events' owners, and the
+    ``identities`` besides them (a service that only consumes: it gets a service's
+    permissions, with nothing to publish). Mixed into the servers' dataclasses."""
+
+    mesh_file: Path = ROOT / DEFAULT_MESH_FILE
+    identities: tuple[str, ...] = field(default=())
+
+    @property
+    def events(self) -> EventsSettings:
+        return MeshPolicy.load(self.mesh_file).events
+
+    def service_identities(self) -> list[str]:
+        return sorted(set(self.events.owners.values()) | set(self.identities))
 
 
 class BrokerServer(Protocol):

@@ -40,15 +40,14 @@ import subprocess
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from devstack.brokers.rabbitmq import _run_in_thread
-from devstack.ports import free_ports
-from devstack.process import ChildProcess
+from devstack.brokers import MeshIdentities
+from devstack.ports import free_ports, wait_port_free
+from devstack.process import ChildProcess, run_in_thread
 from devstack.tools import ROOT
-from meshkit.config import DEFAULT_MESH_FILE, EventsSettings, MeshPolicy
 from meshkit.events.kafka import user_url
 from meshkit.security.secrets import write_secret
 
@@ -91,7 +90,7 @@ def java() -> str:
 
 
 @dataclass(kw_only=True)
-class KafkaServer(ChildProcess):
+class KafkaServer(MeshIdentities, ChildProcess):
     """``kafka.Kafka server.properties`` on 127.0.0.1; restartable on its ports and store."""
 
     name: ClassVar[str] = "kafka"
@@ -100,10 +99,8 @@ class KafkaServer(ChildProcess):
 
     store_dir: Path | None = None
     fixed_ports: bool = False
-    mesh_file: Path = ROOT / DEFAULT_MESH_FILE
-    # Identities besides the event owners (a service that only consumes); users are made
-    # when the store is formatted, so a later one needs a new store.
-    identities: tuple[str, ...] = field(default=())
+    # Its users (the mesh file's event owners and ``identities``) are made when the store
+    # is formatted, so a later identity needs a new store.
     port: int = 0
     controller_port: int = 0
 
@@ -124,13 +121,6 @@ class KafkaServer(ChildProcess):
     def admin_env(self) -> dict[str, str]:
         """The administrator's settings (a super user: every topic and group)."""
         return self.env(ADMIN)
-
-    @property
-    def events(self) -> EventsSettings:
-        return MeshPolicy.load(self.mesh_file).events
-
-    def service_identities(self) -> list[str]:
-        return sorted(set(self.events.owners.values()) | set(self.identities))
 
     def users(self) -> list[str]:
         return [ADMIN, *self.service_identities()]
@@ -292,7 +282,7 @@ class KafkaServer(ChildProcess):
     def provision(self) -> None:
         """As ``admin``: the topics (families, each service's retry and dead-letter
         topics) and each service's ACLs (the module's doc); both kept if there already."""
-        _run_in_thread(self._provision(), "kafka-provision")
+        run_in_thread(self._provision(), "kafka-provision")
 
     async def _provision(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -349,9 +339,5 @@ class KafkaServer(ChildProcess):
             return True
 
     def cleanup(self) -> None:
-        """Wait until the ports are free again, so that a restart can bind them."""
-        for _ in range(200):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.05)
+        """Wait until the port is free again, so that a restart can bind it."""
+        wait_port_free(self.port)

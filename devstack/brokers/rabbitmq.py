@@ -22,7 +22,6 @@ made once and kept), made from the mesh file's ``[events]``:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
@@ -32,17 +31,14 @@ import secrets
 import shlex
 import socket
 import subprocess
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from devstack.ports import free_ports
-from devstack.process import ChildProcess
-from devstack.tools import ROOT
-from meshkit.config import DEFAULT_MESH_FILE, EventsSettings, MeshPolicy
+from devstack.brokers import MeshIdentities
+from devstack.ports import free_ports, wait_port_free
+from devstack.process import ChildProcess, run_in_thread
 from meshkit.security.secrets import write_secret
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -57,7 +53,7 @@ def queue_name(stream: str, durable: str) -> str:
 
 
 @dataclass(kw_only=True)
-class RabbitMQServer(ChildProcess):
+class RabbitMQServer(MeshIdentities, ChildProcess):
     """One RabbitMQ node on 127.0.0.1; restartable on the same ports and data."""
 
     name: ClassVar[str] = "rabbitmq"
@@ -66,9 +62,6 @@ class RabbitMQServer(ChildProcess):
 
     store_dir: Path
     fixed_ports: bool = False
-    mesh_file: Path = ROOT / DEFAULT_MESH_FILE
-    # Identities besides the event owners (a service that only consumes).
-    identities: tuple[str, ...] = field(default=())
     port: int = 0
     dist_port: int = 0
     epmd_port: int = 0
@@ -95,13 +88,6 @@ class RabbitMQServer(ChildProcess):
     def admin_env(self) -> dict[str, str]:
         """The administrator's settings (it may publish every event type)."""
         return self.env(ADMIN)
-
-    @property
-    def events(self) -> EventsSettings:
-        return MeshPolicy.load(self.mesh_file).events
-
-    def service_identities(self) -> list[str]:
-        return sorted(set(self.events.owners.values()) | set(self.identities))
 
     def password(self, user: str) -> str:
         """``user``'s password (made on first use, kept in ``<store>/creds``); KeyError for
@@ -242,7 +228,7 @@ class RabbitMQServer(ChildProcess):
             finally:
                 await bus.close()
 
-        _run_in_thread(provision(), "rabbitmq-provision")
+        run_in_thread(provision(), "rabbitmq-provision")
 
     def ctl(self, *args: str) -> str:
         """``rabbitmqctl <args>`` against this node (its output); raises if it fails."""
@@ -258,34 +244,8 @@ class RabbitMQServer(ChildProcess):
         return out.stdout
 
     def cleanup(self) -> None:
-        """Wait until the AMQP port is free again, so that a restart can bind it."""
-        for _ in range(200):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.05)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
-def _run_in_thread(coro: Any, name: str) -> None:
-    """Run ``coro`` to its end on a loop of its own thread (the caller may be running a
-    loop: an async test)."""
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(coro)
-        except BaseException as exc:
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name=name)
-    worker.start()
-    worker.join()
-    if failure:
-        raise RuntimeError(f"{name} failed") from failure[0]
+        """Wait until the port is free again, so that a restart can bind it."""
+        wait_port_free(self.port)
 
 
 def password_hash(password: str) -> str:

@@ -17,20 +17,17 @@ nothing published before a service first starts is lost for it.
 from __future__ import annotations
 
 import functools
-import socket
 import subprocess
 import threading
-import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from devstack.brokers.rabbitmq import _run_in_thread
-from devstack.ports import free_port
-from devstack.process import ChildProcess
+from devstack.brokers import MeshIdentities
+from devstack.ports import free_port, wait_port_free
+from devstack.process import ChildProcess, run_in_thread
 from devstack.tools import ROOT
-from meshkit.config import DEFAULT_MESH_FILE, EventsSettings, MeshPolicy
 
 SQS_PORT = 9324  # make run's (ElasticMQ's default)
 _install_lock = threading.Lock()
@@ -50,7 +47,7 @@ def elasticmq_lib() -> str:
 
 
 @dataclass(kw_only=True)
-class SQSServer(ChildProcess):
+class SQSServer(MeshIdentities, ChildProcess):
     """ElasticMQ on 127.0.0.1; restartable on the same port and data."""
 
     name: ClassVar[str] = "sqs"
@@ -58,9 +55,6 @@ class SQSServer(ChildProcess):
 
     store_dir: Path
     fixed_ports: bool = False
-    mesh_file: Path = ROOT / DEFAULT_MESH_FILE
-    # Consumers besides the event owners (a service that only consumes).
-    identities: tuple[str, ...] = field(default=())
     port: int = 0
 
     @property
@@ -70,13 +64,6 @@ class SQSServer(ChildProcess):
     def env(self, service: str) -> dict[str, str]:
         """A service's settings: the endpoint (ElasticMQ has no credentials to give)."""
         return {"MESH_BROKER": "sqs", "MESH_BROKER_URL": self.url}
-
-    @property
-    def events(self) -> EventsSettings:
-        return MeshPolicy.load(self.mesh_file).events
-
-    def service_identities(self) -> list[str]:
-        return sorted(set(self.events.owners.values()) | set(self.identities))
 
     def command(self) -> list[str]:
         if not self.port:
@@ -137,16 +124,8 @@ class SQSServer(ChildProcess):
             finally:
                 await bus.close()
 
-        _run_in_thread(provision(), "sqs-provision")
+        run_in_thread(provision(), "sqs-provision")
 
     def cleanup(self) -> None:
         """Wait until the port is free again, so that a restart can bind it."""
-        for _ in range(200):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) != 0:
-                    return
-            time.sleep(0.05)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
+        wait_port_free(self.port)
