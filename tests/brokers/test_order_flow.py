@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from devstack.stack import DOMAIN_SERVICES, Stack
-from meshkit.mesh import open_mesh
 from shop.order.v1 import order_pb2 as pb
 from tests.brokers.conftest import KINDS
+from tests.support.order_flow import CONFIRMED_HISTORY, operator_orders
 from tests.support.orders import (
     CANCELLED,
     CONFIRMED,
@@ -58,23 +58,15 @@ def stack(
 
 @pytest.fixture
 async def orders(stack: Stack) -> AsyncIterator[Orders]:
-    mesh, _ = await open_mesh(stack.mesh_config("operator"))
-    client = Orders(mesh)
-    await mesh.discovery.ready()
-    yield client
-    await mesh.close()
+    async with operator_orders(stack.mesh_config("operator")) as client:
+        yield client
 
 
 async def test_an_order_is_confirmed(stack: Stack, orders: Orders) -> None:
     placed = await orders.place(order_request(("SKU-KEYBOARD", 2), ("SKU-MOUSE", 1)))
     order = await orders.final(placed.order_id)
     assert order.status == CONFIRMED, order.cancel_reason
-    assert [h.status for h in order.history] == [
-        pb.ORDER_STATUS_PENDING,
-        pb.ORDER_STATUS_STOCK_RESERVED,
-        pb.ORDER_STATUS_PAID,
-        CONFIRMED,
-    ]
+    assert [h.status for h in order.history] == CONFIRMED_HISTORY
     check_invariants(stack)
 
 

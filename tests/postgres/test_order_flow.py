@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,13 +26,12 @@ from devstack.nats import ADMIN
 from devstack.stack import DOMAIN_SERVICES, Stack
 from meshkit.events.envelopes import event_type
 from meshkit.events.nats import credential_options
-from meshkit.mesh import open_mesh
 from shop.events.v1 import events_pb2
 from shop.events.v1.envelope_pb2 import EventEnvelope
 from shop.order.v1 import order_pb2 as pb
-from tests.integration.test_order_flow import consumers_idle, duplicates_dropped, running
 from tests.postgres.conftest import copy_to_sqlite
 from tests.support import crash_before_publish
+from tests.support.order_flow import CONFIRMED_HISTORY, deliver_again, operator_orders, running
 from tests.support.orders import (
     CANCELLED,
     CONFIRMED,
@@ -68,11 +66,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 async def orders(stack: Stack) -> AsyncIterator[Orders]:
-    mesh, _ = await open_mesh(stack.mesh_config("operator"))
-    client = Orders(mesh)
-    await mesh.discovery.ready()
-    yield client
-    await mesh.close()
+    async with operator_orders(stack.mesh_config("operator")) as client:
+        yield client
 
 
 async def check_invariants(stack: Stack, tmp_path: Path) -> dict[str, int]:
@@ -101,12 +96,7 @@ async def test_an_order_is_confirmed(stack: Stack, orders: Orders, tmp_path: Pat
     placed = await orders.place(order_request(("SKU-KEYBOARD", 2), ("SKU-MOUSE", 1)))
     order = await orders.final(placed.order_id, timeout=SAGA)
     assert order.status == CONFIRMED, order.cancel_reason
-    assert [h.status for h in order.history] == [
-        pb.ORDER_STATUS_PENDING,
-        pb.ORDER_STATUS_STOCK_RESERVED,
-        pb.ORDER_STATUS_PAID,
-        CONFIRMED,
-    ]
+    assert [h.status for h in order.history] == CONFIRMED_HISTORY
     assert order.payment_id and order.tracking_number
     await check_invariants(stack, tmp_path)
     after = await orders.stock("SKU-KEYBOARD")
@@ -153,31 +143,7 @@ async def test_the_same_event_delivered_twice_has_no_second_effect(
     assert stack.nats is not None
     nc = await nats.connect(stack.nats.url, **credential_options(stack.nats.creds(ADMIN), ADMIN))
     try:
-        js = nc.jetstream()
-        await eventually(lambda: consumers_idle(js), timeout=30, what="the consumers idle")
-        stream = stack.nats.events.stream
-        expected = {}
-        for service in DOMAIN_SERVICES:
-            config = (await js.consumer_info(stream, service)).config
-            subscribed = set(config.filter_subjects or [config.filter_subject])
-            expected[service] = sum(subject in subscribed for _, subject, _ in events)
-        assert all(expected.values()), expected
-        dropped_before = {s: await duplicates_dropped(stack, s) for s in DOMAIN_SERVICES}  # type: ignore[arg-type]
-        for _, subject, data in events:
-            await js.publish(subject, data, headers={"Nats-Msg-Id": uuid.uuid4().hex})
-
-        async def dropped() -> dict[str, int]:
-            return {
-                s: await duplicates_dropped(stack, s) - dropped_before[s]  # type: ignore[arg-type]
-                for s in expected
-            }
-
-        async def all_dropped() -> bool:
-            seen = await dropped()
-            return await consumers_idle(js) and all(seen[s] >= expected[s] for s in expected)
-
-        await eventually(all_dropped, timeout=30, what=f"duplicates dropped: {expected}")
-        assert await dropped() == expected
+        await deliver_again(nc.jetstream(), stack, events, stack.nats.events.stream)
     finally:
         await nc.close()
     after = await orders.stock("SKU-MOUSE")
@@ -195,7 +161,7 @@ async def test_a_crash_between_commit_and_publish_loses_nothing(
 ) -> None:
     # The order service as it runs, but exiting right before its first publish; its
     # launcher gives it the same Postgres database and role as the one it replaces.
-    for proc in running(stack, "order"):  # type: ignore[arg-type]
+    for proc in running(stack, "order"):
         proc.stop()
     crashing = stack.launcher.launch(
         "order",
@@ -239,7 +205,7 @@ async def test_a_burst_with_two_instances_sharing_each_database_ends_consistent(
     stock), every other kind ends as it must, and the invariants hold: nothing reserved
     twice, sold beyond stock, or charged twice."""
     stack.start_services(["inventory", "payment"])  # a second instance of each
-    assert len(running(stack, "inventory")) == 2  # type: ignore[arg-type]
+    assert len(running(stack, "inventory")) == 2
     kinds = ["ok"] * 7 + ["decline", "laptop", "laptop"]
     total = 200
     per_kind = Counter(kinds[i % len(kinds)] for i in range(total))
