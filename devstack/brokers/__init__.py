@@ -13,10 +13,12 @@ credential where the broker has them). docs/brokers.md says what each kind promi
 from __future__ import annotations
 
 import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
+from devstack.process import run_in_thread
 from devstack.tools import ROOT
 from meshkit.config import DEFAULT_MESH_FILE, EventsSettings, MeshPolicy
 
@@ -53,6 +55,23 @@ class MeshIdentities:
 
     def service_identities(self) -> list[str]:
         return sorted(set(self.events.owners.values()) | set(self.identities))
+
+    def provision_queues(self, connect: Callable[[], Awaitable[Any]], thread: str) -> None:
+        """Each service identity's queue, if missing, bound to every event type it does not
+        own, through the bus ``connect()`` opens (closed after), on a thread ``thread`` of
+        its own; the service narrows the bindings to what it handles when it consumes."""
+        events = self.events
+
+        async def provision() -> None:
+            bus = await connect()
+            try:
+                for service in self.service_identities():
+                    subjects = [t for t in events.owners if events.owners[t] != service]
+                    await bus.provision(service, subjects)
+            finally:
+                await bus.close()
+
+        run_in_thread(provision(), thread)
 
 
 class BrokerServer(Protocol):

@@ -38,7 +38,7 @@ from urllib.parse import quote
 
 from devstack.brokers import MeshIdentities
 from devstack.ports import free_ports, wait_port_free
-from devstack.process import ChildProcess, run_in_thread
+from devstack.process import ChildProcess
 from meshkit.security.secrets import write_secret
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -218,17 +218,10 @@ class RabbitMQServer(MeshIdentities, ChildProcess):
         from meshkit.events.rabbitmq import RabbitBus
 
         events = self.events
-
-        async def provision() -> None:
-            bus = await RabbitBus.connect(self.user_url(ADMIN), "devstack", events)
-            try:
-                for service in self.service_identities():
-                    subjects = [t for t in events.owners if events.owners[t] != service]
-                    await bus.provision(service, subjects)
-            finally:
-                await bus.close()
-
-        run_in_thread(provision(), "rabbitmq-provision")
+        self.provision_queues(
+            lambda: RabbitBus.connect(self.user_url(ADMIN), "devstack", events),
+            "rabbitmq-provision",
+        )
 
     def ctl(self, *args: str) -> str:
         """``rabbitmqctl <args>`` against this node (its output); raises if it fails."""

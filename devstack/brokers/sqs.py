@@ -26,7 +26,7 @@ from typing import ClassVar
 
 from devstack.brokers import MeshIdentities
 from devstack.ports import free_port, wait_port_free
-from devstack.process import ChildProcess, run_in_thread
+from devstack.process import ChildProcess
 from devstack.tools import ROOT
 
 SQS_PORT = 9324  # make run's (ElasticMQ's default)
@@ -114,17 +114,7 @@ class SQSServer(MeshIdentities, ChildProcess):
         from meshkit.events.sqs import SQSBus
 
         events = self.events
-
-        async def provision() -> None:
-            bus = await SQSBus.connect(self.url, "devstack", events)
-            try:
-                for service in self.service_identities():
-                    subjects = [t for t in events.owners if events.owners[t] != service]
-                    await bus.provision(service, subjects)
-            finally:
-                await bus.close()
-
-        run_in_thread(provision(), "sqs-provision")
+        self.provision_queues(lambda: SQSBus.connect(self.url, "devstack", events), "sqs-provision")
 
     def cleanup(self) -> None:
         """Wait until the port is free again, so that a restart can bind it."""
