@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,19 +16,13 @@ from typing import Any, ClassVar
 
 from devstack.ports import free_port
 from devstack.process import ChildProcess
-from devstack.tools import ROOT
+from devstack.tools import installed
 
 
 @functools.cache
 def eureka_jar() -> Path:
     """The Eureka server's jar: cached, else built (scripts/install-eureka.sh)."""
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "install-eureka.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return Path(out.stdout.strip().splitlines()[-1]) / "eureka-server.jar"
+    return Path(installed("install-eureka.sh")) / "eureka-server.jar"
 
 
 @dataclass

@@ -47,7 +47,7 @@ from typing import ClassVar
 from devstack.brokers import MeshIdentities
 from devstack.ports import free_ports, wait_port_free
 from devstack.process import ChildProcess, run_in_thread
-from devstack.tools import ROOT
+from devstack.tools import installed
 from meshkit.events.kafka import user_url
 from meshkit.security.secrets import write_secret
 
@@ -73,13 +73,7 @@ JVM_OPTIONS = [
 @functools.cache
 def kafka_lib() -> Path:
     """The directory of Kafka's jars (installed on first use by scripts/install-kafka.sh)."""
-    out = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "install-kafka.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
+    return Path(installed("install-kafka.sh"))
 
 
 def java() -> str:

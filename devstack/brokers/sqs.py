@@ -17,8 +17,6 @@ nothing published before a service first starts is lost for it.
 from __future__ import annotations
 
 import functools
-import subprocess
-import threading
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,23 +25,15 @@ from typing import ClassVar
 from devstack.brokers import MeshIdentities
 from devstack.ports import free_port, wait_port_free
 from devstack.process import ChildProcess
-from devstack.tools import ROOT
+from devstack.tools import installed
 
 SQS_PORT = 9324  # make run's (ElasticMQ's default)
-_install_lock = threading.Lock()
 
 
 @functools.cache
 def elasticmq_lib() -> str:
     """The directory of ElasticMQ's jars: cached, else fetched (scripts/install-sqs.sh)."""
-    with _install_lock:
-        out = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "install-sqs.sh")],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-    return out.stdout.strip().splitlines()[-1]
+    return installed("install-sqs.sh")
 
 
 @dataclass(kw_only=True)
