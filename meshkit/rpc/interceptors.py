@@ -56,18 +56,14 @@ _FORWARDED = {
 
 
 class Rejected(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    """A call refused by the mesh; ``caller``: who made it, when known by then (the
+    metrics by caller count the refusal on that edge)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, caller: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def _caller(context: grpc.aio.ServicerContext) -> str:
-    """The caller's service name, for the metrics by caller ("" without an identity)."""
-    try:
-        return identity_of_peer(context.peer_identities()).service
-    except NoIdentity:
-        return ""
+        self.caller = caller
 
 
 class MeshServerInterceptor(grpc.aio.ServerInterceptor):
@@ -124,10 +120,13 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
 
     def _admit(
         self, context: grpc.aio.ServicerContext, method: str, open_method: bool, gate: Gate
-    ) -> None:
+    ) -> str:
         """Raise Rejected unless the caller may make this call now; else the call holds one
-        of the method's slots in flight (``gate.leave()`` when it ends)."""
+        of the method's slots in flight (``gate.leave()`` when it ends). Returns the
+        caller's service name ("" without authentication), which a refusal after the
+        caller is known carries too."""
         context.set_trailing_metadata((("served-by", self.instance_id),))
+        who = ""
         if self.authorizer is not None:
             peer = context.peer_identities()
             if not peer:
@@ -138,10 +137,12 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 raise Rejected(
                     grpc.StatusCode.UNAUTHENTICATED, f"client certificate has no identity: {exc}"
                 ) from exc
+            who = caller.service
             if caller.trust_domain != self.trust_domain():
                 raise Rejected(
                     grpc.StatusCode.UNAUTHENTICATED,
                     f"identity {caller} is not of this mesh's trust domain {self.trust_domain()}",
+                    who,
                 )
             if not open_method:
                 decision = self.authorizer.decide(caller, method)
@@ -149,6 +150,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     raise Rejected(
                         grpc.StatusCode.PERMISSION_DENIED,
                         f"{caller.service} may not call {method}: {decision.reason}",
+                        who,
                     )
         if not open_method:
             try:
@@ -158,9 +160,10 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
             except deadlines.DeadlineRejected as exc:
                 if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
                     gate.refused()
-                raise Rejected(exc.code, exc.message) from exc
+                raise Rejected(exc.code, exc.message, who) from exc
         if not gate.enter():
-            raise Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, gate.full_message)
+            raise Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, gate.full_message, who)
+        return who
 
     def _status(
         self, method: str, exc: Exception
@@ -229,8 +232,9 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 code, message = ok, ""
                 entered = False
+                caller = ""
                 try:
-                    admit(context, method, open_method, gate)
+                    caller = admit(context, method, open_method, gate)
                     entered = True
                     token = deadlines.enter_call(context.time_remaining())
                     if inject is not None:  # a fault is active for this method
@@ -243,12 +247,14 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     code = cancelled
                     raise
                 except Exception as exc:
+                    if isinstance(exc, Rejected) and exc.caller is not None:
+                        caller = exc.caller
                     code, message, trailers = status(method, exc)
                     await context.abort(code, message, trailing_metadata=trailers)
                 finally:
                     if token is not None:
                         deadlines.leave_call(token)
-                    took = done(method, rpc, code, message, started, _caller(context))
+                    took = done(method, rpc, code, message, started, caller)
                     if entered:
                         leave(took, code is ok)
                     end_span(span, code, message)
@@ -265,8 +271,9 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 code, message = ok, ""
                 entered = False
+                caller = ""
                 try:
-                    admit(context, method, open_method, gate)
+                    caller = admit(context, method, open_method, gate)
                     entered = True
                     token = deadlines.enter_call(context.time_remaining())
                     if inject is not None:
@@ -284,12 +291,14 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     code = cancelled
                     raise
                 except Exception as exc:
+                    if isinstance(exc, Rejected) and exc.caller is not None:
+                        caller = exc.caller
                     code, message, trailers = status(method, exc)
                     await context.abort(code, message, trailing_metadata=trailers)
                 finally:
                     if token is not None:
                         deadlines.leave_call(token)
-                    took = done(method, rpc, code, message, started, _caller(context))
+                    took = done(method, rpc, code, message, started, caller)
                     if entered:
                         leave(took, code is ok)
                     end_span(span, code, message)

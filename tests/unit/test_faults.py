@@ -27,6 +27,8 @@ from meshkit.rpc.faults import (
     parse_scenario,
 )
 from meshkit.rpc.interceptors import MeshServerInterceptor, Rejected
+from meshkit.security.authorization import Decision
+from meshkit.security.identity import SpiffeId
 from meshkit.telemetry.metrics import Metrics
 
 GET_STOCK = "/shop.inventory.v1.InventoryService/GetStock"
@@ -286,3 +288,57 @@ async def test_the_watch_applies_what_the_kv_holds_and_ignores_a_malformed_value
     assert len(applied) == 1  # left as it was
     watch._changed(None)  # the key deleted
     assert applied[-1] is None and watch.active == []
+
+
+# --- the metrics by caller ------------------------------------------------------------
+
+
+class OnlyOrder:
+    """Intentions that allow ``order`` and deny everyone else."""
+
+    def decide(self, caller: SpiffeId, method: str) -> Decision:
+        if caller.service == "order":
+            return Decision(True, "allowed")
+        return Decision(False, "no intention allows it")
+
+
+async def test_each_call_is_counted_on_its_callers_edge_refused_ones_too() -> None:
+    """The console's edges: an allowed call, a call denied by intentions, a call refused
+    for want of an identity and a faulted call each count under who made them."""
+
+    async def get_stock(request: object, context: object) -> str:
+        return "stock"
+
+    handler = grpc.unary_unary_rpc_method_handler(get_stock)
+    metrics = Metrics()
+    interceptor = MeshServerInterceptor(MeshPolicy(), OnlyOrder(), lambda: "t.consul", metrics)
+
+    async def call(caller: str | None) -> grpc.StatusCode:
+        async def continuation(_: object) -> grpc.RpcMethodHandler:
+            return handler
+
+        details = SimpleNamespace(method=GET_STOCK, invocation_metadata=())
+        wrapped = await interceptor.intercept_service(continuation, details)  # type: ignore[arg-type]
+        ctx = Context(caller)
+        try:
+            assert await wrapped.unary_unary(object(), ctx) == "stock"
+        except grpc.aio.AbortError:
+            assert ctx.aborted is not None
+            return ctx.aborted[0]
+        return grpc.StatusCode.OK
+
+    def counted(caller: str, code: str) -> float:
+        value = metrics.registry.get_sample_value(
+            "mesh_server_caller_handled_total", {"caller": caller, "grpc_code": code}
+        )
+        return value or 0.0
+
+    assert await call("order") is grpc.StatusCode.OK
+    assert await call("shipping") is grpc.StatusCode.PERMISSION_DENIED
+    assert await call(None) is grpc.StatusCode.UNAUTHENTICATED
+    interceptor.set_faults(Faults("inventory", [abort()]))
+    assert await call("order") is grpc.StatusCode.UNAVAILABLE
+    assert counted("order", "OK") == 1
+    assert counted("shipping", "PERMISSION_DENIED") == 1
+    assert counted("unknown", "UNAUTHENTICATED") == 1
+    assert counted("order", "UNAVAILABLE") == 1
