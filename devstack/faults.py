@@ -30,7 +30,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from devstack.tools import ROOT
-from meshkit.rpc.faults import KV_PREFIX, Fault, decode, encode, kv_key, parse_scenario
+from meshkit.rpc.faults import (
+    KV_PREFIX,
+    Fault,
+    decode,
+    encode,
+    faults_by_service,
+    kv_key,
+    parse_scenario,
+)
+from meshkit.rpc.faults import scenarios as read_scenarios
 
 SCENARIOS_DIR = ROOT / "infra" / "faults"
 DEFAULT_CONSUL = "127.0.0.1:8500"  # make run's Consul (fixed ports)
@@ -38,7 +47,7 @@ DEFAULT_CONSUL = "127.0.0.1:8500"  # make run's Consul (fixed ports)
 
 def scenarios(directory: Path = SCENARIOS_DIR) -> dict[str, Fault]:
     """Every named scenario of ``directory``, by name (its file's stem)."""
-    return {p.stem: parse_scenario(p.read_text(), p.stem) for p in sorted(directory.glob("*.toml"))}
+    return read_scenarios(directory)
 
 
 def load_scenario(name: str, directory: Path = SCENARIOS_DIR) -> Fault:
@@ -147,14 +156,7 @@ def active_faults(consul_http_addr: str, management_token: str) -> dict[str, lis
     """The active faults, by service."""
     consul = _Consul(consul_http_addr, management_token)
     status, body = consul.call("GET", f"/v1/kv/{KV_PREFIX}?recurse=true")
-    if status == 404:
-        return {}
-    out: dict[str, list[Fault]] = {}
-    for item in json.loads(body):
-        faults = decode(base64.b64decode(item["Value"] or ""))
-        if faults:
-            out[item["Key"].removeprefix(KV_PREFIX)] = faults
-    return out
+    return {} if status == 404 else faults_by_service(body)
 
 
 def _print_list(consul_http_addr: str, token: str) -> None:

@@ -18,12 +18,14 @@ Every injected fault counts in ``mesh_faults_injected_total{method,kind}``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import consul.aio
@@ -175,6 +177,22 @@ def decode(value: bytes | str | None) -> list[Fault]:
     if not isinstance(items, list):
         raise ValueError('expected {"faults": [...]}')
     return [Fault.from_dict(item) for item in items]
+
+
+def scenarios(directory: Path) -> dict[str, Fault]:
+    """Every named scenario of ``directory`` (``infra/faults/``), by name (its file's stem)."""
+    return {p.stem: parse_scenario(p.read_text(), p.stem) for p in sorted(directory.glob("*.toml"))}
+
+
+def faults_by_service(listing: bytes | str) -> dict[str, list[Fault]]:
+    """The active faults, by service, of Consul's answer to a recursive read of
+    ``KV_PREFIX`` (``GET /v1/kv/mesh/faults/?recurse=true``); services without any left out."""
+    out: dict[str, list[Fault]] = {}
+    for item in json.loads(listing):
+        faults = decode(base64.b64decode(item["Value"] or ""))
+        if faults:
+            out[item["Key"].removeprefix(KV_PREFIX)] = faults
+    return out
 
 
 def caller_service(context: grpc.aio.ServicerContext) -> str:

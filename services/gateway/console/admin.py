@@ -18,17 +18,21 @@ from typing import Any
 
 import httpx
 
-from meshkit.rpc.faults import KV_PREFIX, Fault, decode, encode, kv_key, parse_scenario
+from meshkit.rpc.faults import (
+    KV_PREFIX,
+    Fault,
+    decode,
+    encode,
+    faults_by_service,
+    kv_key,
+    scenarios,
+)
 
 log = logging.getLogger("gateway.console.admin")
 
 
 class AdminError(Exception):
     """An admin action that could not be done (a message for the page)."""
-
-
-def scenarios(directory: Path) -> dict[str, Fault]:
-    return {p.stem: parse_scenario(p.read_text(), p.stem) for p in sorted(directory.glob("*.toml"))}
 
 
 class Admin:
@@ -106,14 +110,7 @@ class Admin:
 
     async def active_faults(self) -> dict[str, list[Fault]]:
         status, body = await self._call("GET", f"/v1/kv/{KV_PREFIX}?recurse=true")
-        if status == 404:
-            return {}
-        out: dict[str, list[Fault]] = {}
-        for item in json.loads(body):
-            faults = decode(base64.b64decode(item["Value"] or ""))
-            if faults:
-                out[item["Key"].removeprefix(KV_PREFIX)] = faults
-        return out
+        return {} if status == 404 else faults_by_service(body)
 
     async def set_fault(self, name: str, active: bool) -> dict[str, Any]:
         known = scenarios(self.faults_dir)
