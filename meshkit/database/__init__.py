@@ -90,6 +90,11 @@ class Connection:
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         raise NotImplementedError
 
+    def savepoint(self) -> Any:
+        """An async context manager: a savepoint in the open transaction, rolled back to
+        (the transaction going on) when the block raises, released when it ends."""
+        raise NotImplementedError
+
 
 async def fetch_one(conn: Connection, sql: str, params: Iterable[Any] = ()) -> Row | None:
     return await conn.fetch_one(sql, params)
@@ -147,6 +152,25 @@ class Database:
                 self._after_commit.reset(hooks)
         for callback in callbacks:
             callback()
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[Connection]:
+        """A part of the task's open transaction that can fail alone: when the block raises,
+        its writes are undone (and the after-commit hooks it added dropped) while the
+        transaction goes on; otherwise they commit with it. RuntimeError if none is open."""
+        conn = self.in_transaction()
+        outer = self._after_commit.get()
+        assert outer is not None
+        inner: list[Callable[[], None]] = []
+        hooks = self._after_commit.set(inner)
+        try:
+            async with conn.savepoint():
+                yield conn
+        finally:
+            self._after_commit.reset(hooks)
+        for callback in inner:
+            if callback not in outer:
+                outer.append(callback)
 
     def in_transaction(self) -> Connection:
         """The connection of the transaction this task is in; RuntimeError if none."""
@@ -248,6 +272,17 @@ class SqliteConnection(Connection):
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         return self.raw.execute(_sqlite(sql), tuple(params)).fetchall()
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[Connection]:
+        self.raw.execute("SAVEPOINT mesh_savepoint")
+        try:
+            yield self
+        except BaseException:
+            self.raw.execute("ROLLBACK TO mesh_savepoint")
+            self.raw.execute("RELEASE mesh_savepoint")
+            raise
+        self.raw.execute("RELEASE mesh_savepoint")
 
     def close(self) -> None:
         self.raw.close()

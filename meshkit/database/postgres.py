@@ -81,6 +81,14 @@ class Result:
         return cls(int(last) if last.isdigit() else 0)
 
 
+def _aborted(exc: Exception) -> Aborted:
+    constraint = getattr(exc, "constraint_name", None)
+    return Aborted(
+        f"the change conflicted with a concurrent one ({type(exc).__name__}"
+        f"{' on ' + constraint if constraint else ''}); nothing was changed: try again"
+    )
+
+
 class PostgresConnection(Connection):
     """An asyncpg connection in a transaction, with the stores' portable API."""
 
@@ -103,6 +111,17 @@ class PostgresConnection(Connection):
 
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         return list(await self.raw.fetch(numbered(sql), *params))
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[Connection]:
+        """asyncpg's nested transaction: a savepoint. A conflict inside it (a unique key
+        taken by a concurrent transaction, a deadlock) is raised as ``Aborted``, rolled
+        back to the savepoint only."""
+        try:
+            async with self.raw.transaction():
+                yield self
+        except CONFLICTS as exc:
+            raise _aborted(exc) from exc
 
 
 async def _reset(conn: asyncpg.Connection) -> None:
@@ -150,11 +169,7 @@ class PostgresDatabase(Database):
             async with self.pool.acquire() as raw, raw.transaction():
                 yield PostgresConnection(raw)
         except CONFLICTS as exc:  # rolled back: the caller may try again
-            raise Aborted(
-                f"the change conflicted with a concurrent one ({type(exc).__name__}"
-                f"{' on ' + exc.constraint_name if getattr(exc, 'constraint_name', None) else ''});"
-                " nothing was changed: try again"
-            ) from exc
+            raise _aborted(exc) from exc
 
     async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
         return await self.pool.fetchrow(numbered(sql), *params)

@@ -13,6 +13,7 @@ and the service only checks that it is there (``manage_stream=False``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,8 +33,9 @@ log = logging.getLogger("mesh.events")
 
 DUPLICATE_WINDOW = 120.0  # seconds
 # Seconds before an unacknowledged delivery is sent again: what an instance that died with
-# messages in hand delays them by. Messages are acknowledged one by one as they are handled,
-# so only a batch's tail waits, and a redelivery of one in progress has no second effect.
+# messages in hand delays them by. A fetch's messages are acknowledged once their handling
+# has committed (one transaction per fetch), and a redelivery of one in progress has no
+# second effect.
 ACK_WAIT = 5.0
 MAX_DELIVER = 50
 BATCH = 32
@@ -60,8 +62,8 @@ class _Delivery:
     def data(self) -> bytes:
         return self.msg.data
 
-    @property
-    def attempt(self) -> int:
+    @functools.cached_property
+    def attempt(self) -> int:  # parsed from the reply subject: once
         return int(self.msg.metadata.num_delivered or 1)
 
     async def ack(self) -> None:

@@ -4,7 +4,10 @@
 commit (see outbox). A consumer's handler runs in a transaction that also records the
 event's id in ``mesh_processed_events``; a redelivered event finds its id and has no
 second effect. Handlers run one event at a time, in the order the broker delivers them;
-a handler that raises gets its event redelivered after a growing delay.
+a handler that raises gets its event redelivered after a growing delay. The events of one
+fetch share a transaction (one commit), each in a savepoint of its own, so a handler that
+raises undoes its own event's writes only; the broker is told (acks, naks) once that
+transaction has committed.
 
 Trace context travels in the envelope: ``emit`` opens a short PRODUCER span
 (``<type> create``) whose context the envelope carries; the outbox relay's publish
@@ -33,7 +36,7 @@ from google.protobuf.message import Message
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
-from meshkit.database import RUNTIME, Database, fetch_one
+from meshkit.database import RUNTIME, Database
 from meshkit.events import outbox
 from meshkit.events.bus import Delivery, EventBus
 from meshkit.events.envelopes import (
@@ -162,19 +165,38 @@ class Events:
             await asyncio.sleep(SAMPLE_INTERVAL)
 
     async def _handle_batch(self, deliveries: Sequence[Delivery]) -> None:
+        """Handles a fetch's events in one transaction, each in a savepoint of its own (a
+        handler that raises undoes its event's writes only), then settles them once that
+        has committed: one commit per batch instead of one per event. If the transaction
+        cannot commit (or begin), nothing of it counts, and the events are handled again
+        one at a time, each in a transaction of its own."""
+        if len(deliveries) > 1:
+            try:
+                async with self._db.transaction():
+                    outcomes = [await self._handle(d, alone=False) for d in deliveries]
+            except Exception as exc:
+                log.warning(
+                    "a batch of %d events could not commit (%s: %s); handling them one by one",
+                    len(deliveries),
+                    type(exc).__name__,
+                    exc,
+                )
+            else:
+                for outcome in outcomes:
+                    await outcome.settle()
+                return
         for delivery in deliveries:
-            await self._handle(delivery)
+            await (await self._handle(delivery, alone=True)).settle()
 
-    async def _handle(self, delivery: Delivery) -> None:
+    async def _handle(self, delivery: Delivery, *, alone: bool) -> _Outcome:
+        """Handles one event: ``alone``, in a transaction of its own; otherwise in a
+        savepoint of the open one. Returns what to tell the broker once it has committed."""
         try:
             envelope = self.envelopes.parse(delivery.data)
             event = unwrap(envelope)
         except Exception as exc:  # not ours to fix by retrying
             log.error("dropping an undecodable event: %s", exc)
-            if self._metrics is not None:
-                self._metrics.events_processed.labels("", "dropped").inc()
-            await delivery.ack()
-            return
+            return _Outcome(delivery, self._metrics, "", "dropped")
         rejected = self.envelopes.forged(envelope)
         if rejected is not None:  # defence in depth: the broker's permissions come first
             log.error(
@@ -186,15 +208,10 @@ class Events:
                 "not its owner" if rejected == "source" else "a type with no owner",
                 self.envelopes.owners.get(envelope.event_type, ""),
             )
-            if self._metrics is not None:
-                self._metrics.events_rejected.labels(envelope.event_type, rejected).inc()
-            await delivery.ack()
-            return
+            return _Outcome(delivery, self._metrics, envelope.event_type, "rejected", rejected)
         handler = self._handlers.get(envelope.event_type)
         parent = propagate.extract(dict(envelope.trace_context))
-        counts = self._metrics.event(envelope.event_type) if self._metrics is not None else None
-        if counts is not None and delivery.attempt > 1:
-            counts.redelivered.inc()
+        attempt = delivery.attempt
         named = current_method.set(envelope.event_type)
         started = time.perf_counter()
         try:
@@ -211,15 +228,15 @@ class Events:
                         )
                         | {
                             "messaging.consumer.group.name": self.service,
-                            "messaging.delivery.attempt": delivery.attempt,
+                            "messaging.delivery.attempt": attempt,
                         }
                     )
                 fresh = True
                 try:
                     if handler is not None:
-                        fresh = await self._apply(handler, envelope, event)
+                        fresh = await self._apply(handler, envelope, event, alone)
                 except Exception as exc:
-                    delay = min(0.2 * 2 ** min(delivery.attempt, 6), 10.0)
+                    delay = min(0.2 * 2 ** min(attempt, 6), 10.0)
                     span.record_exception(exc)
                     span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
                     log.exception(
@@ -227,40 +244,50 @@ class Events:
                         envelope.event_type,
                         envelope.event_id,
                         envelope.correlation_id,
-                        delivery.attempt,
+                        attempt,
                         delay,
                     )
-                    if counts is not None:
-                        counts.retry.inc()
-                        counts.seconds.observe(time.perf_counter() - started)
-                    await delivery.nak(delay)
-                    return
+                    return _Outcome(
+                        delivery,
+                        self._metrics,
+                        envelope.event_type,
+                        "retry",
+                        seconds=time.perf_counter() - started,
+                        delay=delay,
+                    )
                 if not fresh:
                     span.set_attribute("mesh.duplicate", True)
-            await delivery.ack()
-            if counts is not None:
-                (counts.ok if fresh else counts.duplicate).inc()
-                counts.seconds.observe(time.perf_counter() - started)
+            return _Outcome(
+                delivery,
+                self._metrics,
+                envelope.event_type,
+                "ok" if fresh else "duplicate",
+                seconds=time.perf_counter() - started,
+            )
         finally:
             current_method.reset(named)
 
-    async def _apply(self, handler: Handler, envelope: Envelope, event: Message) -> bool:
-        """Runs ``handler`` once per event id; False when the event was handled before."""
-        async with self._db.transaction() as conn:
-            seen = await fetch_one(
-                conn, "SELECT 1 FROM mesh_processed_events WHERE event_id = ?", (envelope.event_id,)
+    async def _apply(
+        self, handler: Handler, envelope: Envelope, event: Message, alone: bool = True
+    ) -> bool:
+        """Runs ``handler`` once per event id; False when the event was handled before.
+
+        The event's id is recorded first (``ON CONFLICT DO NOTHING``): no row inserted means
+        it was handled before, and the handler is skipped. On Postgres a concurrent handling
+        of the same event waits on that row, and then finds it (or, if the other rolled
+        back, inserts it)."""
+        async with self._db.transaction() if alone else self._db.savepoint() as conn:
+            cur = await conn.execute(
+                "INSERT INTO mesh_processed_events (event_id, event_type, process_time)"
+                " VALUES (?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                (envelope.event_id, envelope.event_type, now_micros()),
             )
-            if seen:
+            if cur.rowcount != 1:
                 log.debug(
                     "%s %s seen before; no second effect", envelope.event_type, envelope.event_id
                 )
                 return False
             await handler(EventContext(envelope, self), event)
-            await conn.execute(
-                "INSERT INTO mesh_processed_events (event_id, event_type, process_time)"
-                " VALUES (?, ?, ?)",
-                (envelope.event_id, envelope.event_type, now_micros()),
-            )
         return True
 
     async def close(self) -> None:
@@ -268,3 +295,50 @@ class Events:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+
+
+class _Outcome:
+    """What one event's handling tells the broker (ack, or nak with a delay) and counts,
+    once the transaction it ran in has committed."""
+
+    __slots__ = ("delay", "delivery", "event_type", "metrics", "reason", "result", "seconds")
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        metrics: Metrics | None,
+        event_type: str,
+        result: str,  # ok | duplicate | retry | dropped | rejected
+        reason: str = "",
+        *,
+        seconds: float = 0.0,
+        delay: float = 0.0,
+    ) -> None:
+        self.delivery = delivery
+        self.metrics = metrics
+        self.event_type = event_type
+        self.result = result
+        self.reason = reason
+        self.seconds = seconds
+        self.delay = delay
+
+    async def settle(self) -> None:
+        metrics, result = self.metrics, self.result
+        if result == "retry":
+            await self.delivery.nak(self.delay)
+        else:
+            await self.delivery.ack()
+        if metrics is None:
+            return
+        if result == "dropped":
+            metrics.events_processed.labels("", "dropped").inc()
+            return
+        if result == "rejected":
+            metrics.events_rejected.labels(self.event_type, self.reason).inc()
+            return
+        counts = metrics.event(self.event_type)
+        if self.delivery.attempt > 1:
+            counts.redelivered.inc()
+        counter = {"retry": counts.retry, "ok": counts.ok}.get(result, counts.duplicate)
+        counter.inc()
+        counts.seconds.observe(self.seconds)
