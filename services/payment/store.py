@@ -17,9 +17,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from google.protobuf import json_format
-
 from meshkit.database import Database, Migrations, Row, fetch_one
+from meshkit.database.protojson import ProtoJson
 from meshkit.errors import FailedPrecondition, NotFound
 from meshkit.events.steps import StepLedger
 from meshkit.times import now_micros, to_timestamp
@@ -33,6 +32,8 @@ SCHEMA = Migrations("payment", Path(__file__).resolve().parent / "migrations")
 CAPTURED = "CAPTURED"
 DECLINED = "DECLINED"
 REFUNDED = "REFUNDED"
+# an intent's amount as proto JSON (what json_format writes), without json_format's cost
+MONEY = ProtoJson(Money)
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ class PaymentStore:
     async def remember_intent(self, order_id: str, amount: Money, payment_token: str) -> bool:
         """Records the order's PENDING intent; False if it has one (or a tombstone) already,
         which is kept as it is."""
-        payload = {"amount": json_format.MessageToDict(amount), "payment_token": payment_token}
+        payload = {"amount": MONEY.to_dict(amount), "payment_token": payment_token}
         return await self._intents.remember(order_id, payload)
 
     async def intent(self, order_id: str) -> PaymentIntent | None:
@@ -129,7 +130,7 @@ class PaymentStore:
             order_id=order_id,
             pending=step.pending,
             status=step.status,
-            amount=json_format.ParseDict(payload.get("amount", {}), Money()),
+            amount=MONEY.from_dict(payload.get("amount", {})),
             payment_token=payload.get("payment_token", ""),
         )
 
