@@ -69,7 +69,7 @@ class Mesh:
         # The registry it finds services in and registers in (--discovery).
         self.discovery = open_discovery(config, consul_client)
         self._bus_factory = bus_factory
-        self._calls = ClientCalls(config.policy.deadlines, tracer)
+        self._calls = ClientCalls(config.policy.deadlines, tracer, self.tracing.root_ratio)
         self._channels: dict[str, ServiceChannel] = {}
         self.services: list[tuple[ServiceDescriptor, Any]] = []
         self._shutdown: list[Callable[[], Awaitable[None]]] = []

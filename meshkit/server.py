@@ -111,7 +111,7 @@ async def serve(
             (lambda: certificates.trust_domain) if certificates else (lambda: config.trust_domain),
             mesh.metrics,
             logs.AccessLog(log_context, config.log_json, every_call=config.access_log),
-            tracing.ServerSpans(mesh.tracer),
+            tracing.ServerSpans(mesh.tracer, mesh.tracing.root_ratio),
         )
         # Faults to inject (Consul KV mesh/faults/<name>), watched; none: nothing per call.
         faults = FaultWatch(mesh.consul, config.name, interceptor.set_faults, mesh.metrics)

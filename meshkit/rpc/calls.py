@@ -8,32 +8,48 @@ out in the call's metadata (``traceparent``), so the server's span is its child.
 Both are done in the stub's call wrapper, not in ``grpc.aio`` client interceptors: each
 interceptor layer costs tens of microseconds per call in Python (an intercepted call
 object, a task), and OpenTelemetry's also waits for the call to finish before handing it
-back. Here an unsampled call costs a few microseconds.
+back. Here an unsampled call costs a few microseconds: with the mesh's sampler, a call
+whose span would not be recorded sends its ``traceparent`` and makes no span at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 import grpc
-from opentelemetry import propagate, trace
+from opentelemetry import baggage, propagate, trace
 
 from meshkit.rpc.deadlines import DeadlinePolicy, outgoing_timeout
 from meshkit.rpc.hedging import HedgedCall
 from meshkit.rpc.resilience import Guard
-from meshkit.telemetry.tracing import record_rpc_status, rpc_attributes
+from meshkit.telemetry.tracing import (
+    draw_root,
+    record_rpc_status,
+    recorded_root,
+    rpc_attributes,
+    unrecorded_traceparent,
+    w3c_default,
+)
 
 
 class ClientCalls:
     """Wraps the multicallables of generated stubs with the mesh's per-call work."""
 
     def __init__(
-        self, policy: DeadlinePolicy, provider: trace.TracerProvider | None = None
+        self,
+        policy: DeadlinePolicy,
+        provider: trace.TracerProvider | None = None,
+        root_ratio: float | None = None,
     ) -> None:
         self.policy = policy
         self._tracer = (provider or trace.get_tracer_provider()).get_tracer("mesh.client")
+        # With the mesh's own sampler (``Tracing.root_ratio``) and W3C propagation, a call
+        # whose span would not be recorded (its parent's is not, or a new trace not drawn)
+        # only gets its ``traceparent``: no span is made through the SDK.
+        self._root_ratio = root_ratio if w3c_default() else None
         self._finishing: set[asyncio.Task[None]] = set()
 
     def wrap(
@@ -52,6 +68,8 @@ class ClientCalls:
         attributes = rpc_attributes(method)
         policy, tracer, client = self.policy, self._tracer, trace.SpanKind.CLIENT
         inject, in_context = propagate.inject, trace.set_span_in_context
+        ratio, current_span, baggage_of = self._root_ratio, trace.get_current_span, baggage.get_all
+        no_span = contextlib.nullcontext()
         hedge_delay = guard.policy.hedge_delay if guard is not None and hedge else None
 
         def call(request: Any, *, timeout: float | None = None, metadata: Any = None, **kw: Any):
@@ -62,10 +80,27 @@ class ClientCalls:
                     record_rpc_status(span, refused.error.code(), refused.error.details() or "")
                     span.end()
                     return refused
-            span = tracer.start_span(method, kind=client, attributes=attributes)
-            carrier: dict[str, str] = {}
-            inject(carrier, context=in_context(span))
-            outgoing = (*(metadata or ()), *carrier.items())
+            span: trace.Span | None = None
+            root = no_span
+            traceparent = None
+            if ratio is not None:
+                parent = current_span().get_span_context()
+                if parent.is_valid:
+                    if not (parent.trace_flags.sampled or parent.trace_state or baggage_of()):
+                        traceparent = unrecorded_traceparent(parent)
+                elif not baggage_of():
+                    if draw_root(ratio):
+                        root = recorded_root()
+                    else:
+                        traceparent = unrecorded_traceparent()
+            if traceparent is not None:
+                outgoing = (*(metadata or ()), ("traceparent", traceparent))
+            else:
+                with root:
+                    span = tracer.start_span(method, kind=client, attributes=attributes)
+                carrier: dict[str, str] = {}
+                inject(carrier, context=in_context(span))
+                outgoing = (*(metadata or ()), *carrier.items())
             try:
                 if hedge_delay is not None and guard is not None:
                     grpc_call = HedgedCall(
@@ -84,11 +119,14 @@ class ClientCalls:
             except BaseException:
                 if guard is not None:
                     guard.bulkhead.release()
-                span.end()
+                if span is not None:
+                    span.end()
                 raise
             if guard is not None and hedge_delay is None:
                 grpc_call.add_done_callback(guard.done)  # (a hedged call's attempts have it)
-            if span.is_recording():
+            if span is None:
+                pass
+            elif span.is_recording():
                 grpc_call.add_done_callback(lambda c: self._finish(span, c))
             else:
                 span.end()

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -53,6 +54,18 @@ _FORWARDED = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+
+
+# The incoming call's metadata as grpc hands it to ``intercept_service``, which runs in the
+# task that then runs the handler: read there, where ``invocation_metadata()`` would
+# build it again for every call.
+_call_metadata: contextvars.ContextVar[Sequence[tuple[str, Any]] | None] = contextvars.ContextVar(
+    "call_metadata", default=None
+)
+# Most peers the admission cache of one method holds before it starts afresh.
+_MAX_PEERS = 1024
+# Slack on a method's maximum deadline for the time the call spent in flight.
+_DEADLINE_SLACK = 0.5
 
 
 class Rejected(Exception):
@@ -92,7 +105,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         # binds its injector and set_faults() re-wraps, so without one a call pays nothing.
         self.faults: Faults | None = None
         # Sent back as the `served-by` trailer, so a caller can see which instance answered.
-        self.instance_id = ""
+        self._served_by: tuple[tuple[str, str], ...] = (("served-by", ""),)
         # Per method: the servicer's handler and its wrap (built once, reused by every call).
         self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
@@ -104,6 +117,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return handler
+        _call_metadata.set(details.invocation_metadata)
         method = details.method
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
@@ -112,57 +126,104 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         self._wrapped[method] = (handler, wrapped)
         return wrapped
 
+    @property
+    def instance_id(self) -> str:
+        return self._served_by[0][1]
+
+    @instance_id.setter
+    def instance_id(self, value: str) -> None:
+        self._served_by = (("served-by", value),)
+
     def set_faults(self, faults: Faults | None) -> None:
         """The faults to inject from now on (None: none); the next call of each method
         gets a new wrap, calls in flight keep theirs."""
         self.faults = faults or None
         self._wrapped.clear()
 
-    def _admit(
-        self, context: grpc.aio.ServicerContext, method: str, open_method: bool, gate: Gate
-    ) -> str:
-        """Raise Rejected unless the caller may make this call now; else the call holds one
-        of the method's slots in flight (``gate.leave()`` when it ends). Returns the
-        caller's service name ("" without authentication), which a refusal after the
-        caller is known carries too."""
-        context.set_trailing_metadata((("served-by", self.instance_id),))
-        who = ""
-        if self.authorizer is not None:
-            peer = context.peer_identities()
-            if not peer:
-                raise Rejected(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
-            try:
-                caller = identity_of_peer(peer)
-            except NoIdentity as exc:
+    def _admitter(
+        self, method: str, open_method: bool, gate: Gate
+    ) -> Callable[[grpc.aio.ServicerContext], tuple[str, float | None]]:
+        """What admits a call of ``method``: it raises Rejected unless the caller may make
+        this call now, and else returns the caller's service name ("" without
+        authentication) and the call's time remaining; the call then holds one of the
+        method's slots in flight (``gate.leave()`` when it ends).
+
+        A peer admitted once is known by its certificate's identities (``peer_identities``,
+        which TLS verified for this call) until the authorizer's ``generation`` or the
+        trust domain changes: the intention decision is not made again on every call."""
+        authorizer, trust_domain = self.authorizer, self.trust_domain
+        keep = hasattr(authorizer, "generation")
+        admitted: dict[tuple[bytes, ...], str] = {}
+        stamp: list[tuple[int, str] | None] = [None]  # what the admitted peers hold for
+        policy = self.policy.deadlines
+        longest = policy.for_method(method).max + _DEADLINE_SLACK
+        shortest = policy.min_remaining
+
+        def admit(context: grpc.aio.ServicerContext) -> tuple[str, float | None]:
+            context.set_trailing_metadata(self._served_by)
+            who = ""
+            if authorizer is not None:
+                peer = context.peer_identities()
+                if not peer:
+                    raise Rejected(grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
+                key = tuple(peer)
+                now = (authorizer.generation, trust_domain()) if keep else None  # type: ignore[attr-defined]
+                if now != stamp[0]:
+                    admitted.clear()
+                    stamp[0] = now
+                known = admitted.get(key)
+                if known is None:
+                    who = self._authorize(peer, method, open_method)
+                    if keep:
+                        if len(admitted) >= _MAX_PEERS:
+                            admitted.clear()
+                        admitted[key] = who
+                else:
+                    who = known
+            remaining = context.time_remaining()
+            if not open_method and (
+                remaining is None
+                or remaining > longest
+                or remaining < shortest
+                or remaining < gate.need
+            ):
+                try:
+                    deadlines.check_incoming(policy, method, remaining, gate.need)
+                except deadlines.DeadlineRejected as exc:
+                    if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                        gate.refused()
+                    raise Rejected(exc.code, exc.message, who) from exc
+            if not gate.enter():
+                raise Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, gate.full_message, who)
+            return who, remaining
+
+        return admit
+
+    def _authorize(self, peer: Sequence[bytes], method: str, open_method: bool) -> str:
+        """The caller's service name if its identity (the SPIFFE id among ``peer``'s) is of
+        this mesh's trust domain and may call ``method``; else Rejected."""
+        try:
+            caller = identity_of_peer(peer)
+        except NoIdentity as exc:
+            raise Rejected(
+                grpc.StatusCode.UNAUTHENTICATED, f"client certificate has no identity: {exc}"
+            ) from exc
+        who = caller.service
+        if caller.trust_domain != self.trust_domain():
+            raise Rejected(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"identity {caller} is not of this mesh's trust domain {self.trust_domain()}",
+                who,
+            )
+        if not open_method:
+            assert self.authorizer is not None
+            decision = self.authorizer.decide(caller, method)
+            if not decision.allowed:
                 raise Rejected(
-                    grpc.StatusCode.UNAUTHENTICATED, f"client certificate has no identity: {exc}"
-                ) from exc
-            who = caller.service
-            if caller.trust_domain != self.trust_domain():
-                raise Rejected(
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    f"identity {caller} is not of this mesh's trust domain {self.trust_domain()}",
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{caller.service} may not call {method}: {decision.reason}",
                     who,
                 )
-            if not open_method:
-                decision = self.authorizer.decide(caller, method)
-                if not decision.allowed:
-                    raise Rejected(
-                        grpc.StatusCode.PERMISSION_DENIED,
-                        f"{caller.service} may not call {method}: {decision.reason}",
-                        who,
-                    )
-        if not open_method:
-            try:
-                deadlines.check_incoming(
-                    self.policy.deadlines, method, context.time_remaining(), gate.need
-                )
-            except deadlines.DeadlineRejected as exc:
-                if exc.code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                    gate.refused()
-                raise Rejected(exc.code, exc.message, who) from exc
-        if not gate.enter():
-            raise Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, gate.full_message, who)
         return who
 
     def _status(
@@ -208,7 +269,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(
         self, handler: grpc.RpcMethodHandler, method: str, open_method: bool
     ) -> grpc.RpcMethodHandler:
-        admit, status, done = self._admit, self._status, self._done
+        status, done = self._status, self._done
         rpc = self.metrics.rpc(method)
         spans = self.spans or ServerSpans(None)
         start_span, end_span = spans.starter(method), spans.end
@@ -220,23 +281,25 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
             else self.admission.gate(method, streaming=streaming)
         )
         leave = gate.leave
+        admit = self._admitter(method, open_method, gate)
         faults = self.faults
         inject = faults.injector(method) if faults and not open_method else None
+        metadata_of = _call_metadata.get
 
         def unary_response(inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
             async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 token = None
                 named = current_method.set(method)
-                span = start_span(context)
-                rpc.in_flight.inc()
+                span = start_span(context, metadata_of() or context.invocation_metadata())
+                rpc.in_flight += 1
                 started = time.perf_counter()
                 code, message = ok, ""
                 entered = False
                 caller = ""
                 try:
-                    caller = admit(context, method, open_method, gate)
+                    caller, remaining = admit(context)
                     entered = True
-                    token = deadlines.enter_call(context.time_remaining())
+                    token = deadlines.enter_call(remaining)
                     if inject is not None:  # a fault is active for this method
                         await inject(context)
                     return await inner(request, context)
@@ -266,16 +329,16 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
             async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 token = None
                 named = current_method.set(method)
-                span = start_span(context)
-                rpc.in_flight.inc()
+                span = start_span(context, metadata_of() or context.invocation_metadata())
+                rpc.in_flight += 1
                 started = time.perf_counter()
                 code, message = ok, ""
                 entered = False
                 caller = ""
                 try:
-                    caller = admit(context, method, open_method, gate)
+                    caller, remaining = admit(context)
                     entered = True
-                    token = deadlines.enter_call(context.time_remaining())
+                    token = deadlines.enter_call(remaining)
                     if inject is not None:
                         await inject(context)
                     result = inner(request, context)

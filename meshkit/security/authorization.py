@@ -38,6 +38,10 @@ class Decision:
 
 
 class Authorizer(Protocol):
+    """Decides whether a caller may call a method. One that also has an int ``generation``,
+    changed whenever a decision may change, lets the server keep a decision per peer and
+    method until then (``meshkit.rpc.interceptors``); one without is asked on every call."""
+
     def decide(self, caller: SpiffeId, method: str) -> Decision: ...
 
 
@@ -96,6 +100,8 @@ def warn_if_unreachable(authorizer: Authorizer, destination: str) -> None:
 class StaticIntentions:
     """Intentions read once from ``<dir>/<destination>.json`` (a service-intentions entry)."""
 
+    generation = 0  # read once: its decisions never change
+
     def __init__(self, directory: Path, destination: str, default_allow: bool = False) -> None:
         self.destination = destination
         self.default_allow = default_allow
@@ -124,6 +130,7 @@ class Intentions:
         self.default_allow = default_allow
         self._cache: dict[tuple[str, str, str], Decision] = {}
         self._intentions: list[dict[str, Any]] = []
+        self.generation = 0  # one more at each change of the intentions
         params = [("by", "destination"), ("name", destination)]
 
         async def fetch(index: int) -> tuple[int, list[dict[str, Any]]]:
@@ -149,6 +156,7 @@ class Intentions:
     def _on_change(self, intentions: list[dict[str, Any]]) -> None:
         self._intentions = intentions
         self._cache = {}
+        self.generation += 1
         log.info("intentions for %s: %d", self.destination, len(intentions))
 
     def decide(self, caller: SpiffeId, method: str) -> Decision:

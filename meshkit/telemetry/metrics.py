@@ -25,18 +25,26 @@ within one instance.
   ``mesh_bulkhead_rejected_total``, ``mesh_hedges_total``, all by ``service``.
 - A service's own metrics through ``counter()`` (the order service's saga outcomes).
 
-The request path only touches label children bound once per method (``rpc()``).
+The request path touches no lock and no label: a method's RPC series are plain numbers
+bound once per method (``rpc()``), which the registry's collector turns into the series
+above when ``/metrics`` is scraped.
 """
 
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
+from itertools import accumulate
 
 import grpc
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 METRICS_PATH = "/metrics"
 # Loopback gRPC calls take well under a millisecond; the saga's steps up to seconds.
@@ -51,33 +59,134 @@ def split_method(method: str) -> tuple[str, str]:
     return service, name
 
 
+class _Edge:
+    """The calls of one caller to one method: counts by code and a latency histogram."""
+
+    __slots__ = ("buckets", "codes", "ok", "seconds")
+
+    def __init__(self) -> None:
+        self.ok = 0
+        self.codes: dict[grpc.StatusCode, int] = {}  # the codes other than OK
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one: above every bound
+        self.seconds = 0.0
+
+
 class RpcMetrics:
-    """The series of one gRPC method, bound once: what a call updates."""
+    """The series of one gRPC method, kept as plain numbers that a call updates without a
+    lock or a label lookup (one event loop serves every call of an instance) and that the
+    registry's collector (``_RpcCollector``) reads when ``/metrics`` is scraped: per method
+    and, summed the other way, per caller."""
 
-    __slots__ = ("_codes", "_handled", "_labels", "_metrics", "in_flight", "seconds")
+    __slots__ = ("edges", "in_flight", "labels")
 
-    def __init__(self, metrics: Metrics, method: str) -> None:
-        self._labels = split_method(method)
-        self._handled = metrics.server_handled
-        self._codes: dict[grpc.StatusCode, Counter] = {}
-        self._metrics = metrics
-        self.in_flight = metrics.server_in_flight.labels(*self._labels)
-        self.seconds = metrics.server_seconds.labels(*self._labels)
-
-    def handled(self, code: grpc.StatusCode) -> Counter:
-        child = self._codes.get(code)
-        if child is None:
-            child = self._codes[code] = self._handled.labels(*self._labels, code.name)
-        return child
+    def __init__(self, method: str) -> None:
+        self.labels = split_method(method)
+        self.in_flight = 0  # calls being handled now: the interceptor adds one as a call starts
+        self.edges: dict[str, _Edge] = {}  # by caller ("" for a call without an identity)
 
     def done(self, code: grpc.StatusCode, started: float, caller: str = "") -> float:
         """Counts a finished call (of ``caller``, a service name); returns its duration."""
         took = time.perf_counter() - started
-        self.in_flight.dec()
-        self.seconds.observe(took)
-        self.handled(code).inc()
-        self._metrics.caller_done(caller or "unknown", code, took)
+        self.in_flight -= 1
+        self.observe(code, took, caller)
         return took
+
+    def observe(self, code: grpc.StatusCode, took: float, caller: str = "") -> None:
+        """Counts a call of ``caller`` that ended with ``code`` after ``took`` seconds."""
+        edge = self.edges.get(caller)
+        if edge is None:
+            edge = self.edges[caller] = _Edge()
+        if code is _OK:
+            edge.ok += 1
+        else:
+            edge.codes[code] = edge.codes.get(code, 0) + 1
+        edge.buckets[bisect_left(LATENCY_BUCKETS, took)] += 1
+        edge.seconds += took
+
+
+_OK = grpc.StatusCode.OK
+_LE = [floatToGoString(b) for b in LATENCY_BUCKETS] + ["+Inf"]
+
+
+class _Histogram:
+    """Edges summed into one histogram series."""
+
+    __slots__ = ("buckets", "seconds")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.seconds = 0.0
+
+    def add(self, edge: _Edge) -> None:
+        for i, n in enumerate(edge.buckets):
+            self.buckets[i] += n
+        self.seconds += edge.seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        return list(zip(_LE, accumulate(self.buckets), strict=True))
+
+
+class _RpcCollector(Collector):
+    """The RPC series of every method, made from ``RpcMetrics`` at scrape time."""
+
+    def __init__(self, rpcs: dict[str, RpcMetrics]) -> None:
+        self._rpcs = rpcs
+
+    def describe(self) -> list[Metric]:
+        return self._families()
+
+    def collect(self) -> list[Metric]:
+        families = self._families()
+        handled, seconds, in_flight, caller_handled, caller_seconds = families
+        by_caller: dict[tuple[str, grpc.StatusCode], int] = {}
+        caller_hist: dict[str, _Histogram] = {}
+        for rpc in list(self._rpcs.values()):
+            codes: dict[grpc.StatusCode, int] = {}
+            hist = _Histogram()
+            for caller, edge in list(rpc.edges.items()):
+                name = caller or "unknown"
+                for code, n in ((_OK, edge.ok), *edge.codes.items()):
+                    if n:
+                        codes[code] = codes.get(code, 0) + n
+                        by_caller[(name, code)] = by_caller.get((name, code), 0) + n
+                hist.add(edge)
+                caller_hist.setdefault(name, _Histogram()).add(edge)
+            for code, n in codes.items():
+                handled.add_metric([*rpc.labels, code.name], n)
+            seconds.add_metric(list(rpc.labels), hist.cumulative(), hist.seconds)
+            in_flight.add_metric(list(rpc.labels), rpc.in_flight)
+        for (caller, code), n in by_caller.items():
+            caller_handled.add_metric([caller, code.name], n)
+        for caller, hist in caller_hist.items():
+            caller_seconds.add_metric([caller], hist.cumulative(), hist.seconds)
+        return families
+
+    @staticmethod
+    def _families() -> list[Metric]:
+        rpc = ("grpc_service", "grpc_method")
+        return [
+            CounterMetricFamily(
+                "mesh_server_handled",
+                "RPCs this instance completed, by gRPC status code (errors: every code but OK).",
+                labels=(*rpc, "grpc_code"),
+            ),
+            HistogramMetricFamily(
+                "mesh_server_handling_seconds",
+                "Time from the call reaching the mesh's interceptor to its last response.",
+                labels=rpc,
+            ),
+            GaugeMetricFamily("mesh_server_in_flight", "RPCs being handled now.", labels=rpc),
+            CounterMetricFamily(
+                "mesh_server_caller_handled",
+                "RPCs this instance completed, by the caller's service name and gRPC status code.",
+                labels=("caller", "grpc_code"),
+            ),
+            HistogramMetricFamily(
+                "mesh_server_caller_seconds",
+                "Time to handle a call, by the caller's service name.",
+                labels=("caller",),
+            ),
+        ]
 
 
 class EventMetrics:
@@ -99,42 +208,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
-        rpc = ("grpc_service", "grpc_method")
         self.info = Gauge(
             "mesh_instance_info",
             "Always 1; the instance's service, id and version as labels.",
             ("service", "instance", "version"),
             registry=r,
-        )
-        self.server_handled = Counter(
-            "mesh_server_handled",
-            "RPCs this instance completed, by gRPC status code (errors: every code but OK).",
-            (*rpc, "grpc_code"),
-            registry=r,
-        )
-        self.server_seconds = Histogram(
-            "mesh_server_handling_seconds",
-            "Time from the call reaching the mesh's interceptor to its last response.",
-            rpc,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.server_caller_handled = Counter(
-            "mesh_server_caller_handled",
-            "RPCs this instance completed, by the caller's service name and gRPC status code.",
-            ("caller", "grpc_code"),
-            registry=r,
-        )
-        self.server_caller_seconds = Histogram(
-            "mesh_server_caller_seconds",
-            "Time to handle a call, by the caller's service name.",
-            ("caller",),
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self._by_caller: dict[tuple[str, grpc.StatusCode], tuple[Counter, Histogram]] = {}
-        self.server_in_flight = Gauge(
-            "mesh_server_in_flight", "RPCs being handled now.", rpc, registry=r
         )
         self.shed = Counter(
             "mesh_shed",
@@ -238,6 +316,7 @@ class Metrics:
             registry=r,
         )
         self._rpcs: dict[str, RpcMetrics] = {}
+        r.register(_RpcCollector(self._rpcs))
         self._events: dict[str, EventMetrics] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -246,19 +325,8 @@ class Metrics:
         """The bound series of ``method`` (a full ``/pkg.Service/Method`` name)."""
         bound = self._rpcs.get(method)
         if bound is None:
-            bound = self._rpcs[method] = RpcMetrics(self, method)
+            bound = self._rpcs[method] = RpcMetrics(method)
         return bound
-
-    def caller_done(self, caller: str, code: grpc.StatusCode, took: float) -> None:
-        """Counts a finished call on the edge from ``caller`` (children bound once)."""
-        bound = self._by_caller.get((caller, code))
-        if bound is None:
-            bound = self._by_caller[(caller, code)] = (
-                self.server_caller_handled.labels(caller, code.name),
-                self.server_caller_seconds.labels(caller),
-            )
-        bound[0].inc()
-        bound[1].observe(took)
 
     def event(self, event_type: str) -> EventMetrics:
         bound = self._events.get(event_type)

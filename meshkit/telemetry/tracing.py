@@ -20,11 +20,15 @@ everything (``MESH_TRACE_SAMPLE=1``), so that every order can be followed.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
-from collections.abc import Callable
+import random
+import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from opentelemetry import context as otel_context
@@ -32,8 +36,14 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from meshkit.telemetry.trace_sink import SqliteSpanExporter
 
@@ -65,6 +75,9 @@ class Tracing:
 
     provider: TracerProvider
     exporter: SpanExporter | None = None
+    # The share of new traces recorded when the mesh chose the sampler (``RootSampler``);
+    # None when OTEL_TRACES_SAMPLER did. ``ServerSpans`` decides unsampled calls with it.
+    root_ratio: float | None = None
 
     @property
     def destination(self) -> str:
@@ -93,8 +106,10 @@ def setup_tracing(
     if instance:
         attributes["service.instance.id"] = instance
     sampler: Sampler | None = None  # the SDK reads OTEL_TRACES_SAMPLER
+    root_ratio = None
     if not os.environ.get("OTEL_TRACES_SAMPLER"):
-        sampler = ParentBased(TraceIdRatioBased(min(max(sample, 0.0), 1.0)))
+        root_ratio = min(max(sample, 0.0), 1.0)
+        sampler = ParentBased(RootSampler(root_ratio))
     provider = TracerProvider(resource=Resource.create(attributes), sampler=sampler)
     exporter: SpanExporter | None = None
     if _disabled():
@@ -109,31 +124,58 @@ def setup_tracing(
         exporter = SqliteSpanExporter(sink, instance)
         delay = None if os.environ.get("OTEL_BSP_SCHEDULE_DELAY") else LOCAL_EXPORT_DELAY_MS
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=delay))
-    return Tracing(provider, exporter)
+    return Tracing(provider, exporter, root_ratio)
+
+
+# Set by ServerSpans for the span it asks the SDK for once it has decided to record a new
+# trace itself: RootSampler then records it, rather than drawing again.
+_record_root: contextvars.ContextVar[bool] = contextvars.ContextVar("record_root", default=False)
+
+
+class RootSampler(TraceIdRatioBased):
+    """The sampler of new traces: the ratio by trace id (``TraceIdRatioBased``), except for
+    a server span whose call ``ServerSpans`` already drew at that same ratio."""
+
+    def should_sample(
+        self, parent_context: Any, trace_id: int, *args: Any, **kwargs: Any
+    ) -> SamplingResult:
+        if _record_root.get():
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, kwargs.get("attributes"))
+        return super().should_sample(parent_context, trace_id, *args, **kwargs)
+
+    def get_description(self) -> str:
+        return f"MeshRootSampler{{{self.rate}}}"
 
 
 class ServerSpans:
     """The server span of each call, opened by the mesh's interceptor (interceptors.py).
 
     Like OpenTelemetry's grpc server interceptor (same name, kind and rpc.* attributes, the
-    caller's context from ``traceparent``), without its per-call work on unsampled calls:
-    the peer's address is read only for a span that is recorded.
+    caller's context from ``traceparent``), without its per-call work where nothing is
+    recorded: with ``root_ratio`` (the mesh's own sampler, ``Tracing.root_ratio``) a call
+    that starts a trace is drawn here at that ratio, and one whose caller did not record
+    its trace (a W3C ``traceparent`` with the sampled flag off, nothing else) follows it,
+    both as a non-recording span made directly, the SDK's own outcome for them; every
+    other call (recorded, or with ``tracestate``/``baggage``) goes through the SDK. The
+    peer's address is read only for a span that is recorded.
     """
 
-    def __init__(self, provider: TracerProvider | None) -> None:
+    def __init__(self, provider: TracerProvider | None, root_ratio: float | None = None) -> None:
         self._tracer = (provider or trace.get_tracer_provider()).get_tracer("mesh.server")
+        self._root_ratio = root_ratio
 
-    def starter(self, method: str) -> Callable[[grpc.aio.ServicerContext], _OpenSpan]:
-        """What opens ``method``'s span for a call (its attributes built once)."""
+    def starter(
+        self, method: str
+    ) -> Callable[[grpc.aio.ServicerContext, Sequence[tuple[str, Any]] | None], _OpenSpan]:
+        """What opens ``method``'s span for a call, given the call's metadata (its
+        attributes built once)."""
         attributes = rpc_attributes(method)
         tracer, server = self._tracer, trace.SpanKind.SERVER
+        ratio = self._root_ratio
 
-        def start(context: grpc.aio.ServicerContext) -> _OpenSpan:
-            carrier: dict[str, str] | None = None
-            for key, value in context.invocation_metadata() or ():
-                if key in _TRACE_HEADERS:
-                    carrier = carrier or {}
-                    carrier[key] = value
+        def recorded(
+            context: grpc.aio.ServicerContext, carrier: dict[str, str] | None
+        ) -> _OpenSpan:
             parent = propagate.extract(carrier) if carrier else None
             span = tracer.start_span(method, context=parent, kind=server, attributes=attributes)
             if span.is_recording():
@@ -143,6 +185,30 @@ class ServerSpans:
                     span.set_attributes({"net.peer.ip": ip, "net.peer.port": port})
             return _OpenSpan(span, otel_context.attach(trace.set_span_in_context(span, parent)))
 
+        def start(
+            context: grpc.aio.ServicerContext, metadata: Sequence[tuple[str, Any]] | None
+        ) -> _OpenSpan:
+            carrier: dict[str, str] | None = None
+            for key, value in metadata or ():
+                if key in _TRACE_HEADERS:
+                    carrier = carrier or {}
+                    carrier[key] = value
+            if ratio is None:
+                return recorded(context, carrier)
+            if carrier is None:  # a new trace
+                if not draw_root(ratio):
+                    return _unrecorded(random.getrandbits(128) or 1, _NEW_TRACE, None)
+                with recorded_root():
+                    return recorded(context, None)
+            if len(carrier) == 1 and (
+                match := _UNSAMPLED.fullmatch(carrier.get("traceparent", ""))
+            ):
+                trace_id = int(match[1], 16)
+                if trace_id and int(match[2], 16):
+                    flags = int(match[3], 16) & TraceFlags.RANDOM_TRACE_ID  # kept, as the SDK does
+                    return _unrecorded(trace_id, flags, otel_context.Context())
+            return recorded(context, carrier)
+
         return start
 
     @staticmethod
@@ -150,8 +216,61 @@ class ServerSpans:
         span = open_span.span
         record_rpc_status(span, code, message)
         span.end()
-        with contextlib.suppress(ValueError):  # a stream closed from another context
+        # Not contextlib.suppress: an object per call. ValueError: a stream closed elsewhere.
+        try:  # noqa: SIM105
             otel_context._RUNTIME_CONTEXT.detach(open_span.token)
+        except ValueError:
+            pass
+
+
+def w3c_default() -> bool:
+    """Whether the global propagator is OpenTelemetry's default (W3C trace context and
+    baggage): the one the fast paths, which write and read ``traceparent``, stand for."""
+    names = os.environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")
+    return [n.strip() for n in names.split(",")] == ["tracecontext", "baggage"]
+
+
+def draw_root(ratio: float) -> bool:
+    """Whether a new trace is recorded, drawn at ``ratio`` (then made inside ``recorded_root``)."""
+    return random.random() < ratio
+
+
+@contextlib.contextmanager
+def recorded_root() -> Iterator[None]:
+    """Spans started inside are recorded if they start a trace: one drawn by ``draw_root``."""
+    token = _record_root.set(True)
+    try:
+        yield
+    finally:
+        _record_root.reset(token)
+
+
+def unrecorded_traceparent(parent: SpanContext | None = None) -> str:
+    """The ``traceparent`` of a new span that is not recorded, a child of ``parent`` (a
+    valid span context, not sampled) or the root of a new trace: what the SDK would send
+    for it (the random-trace-id flag on for a new trace, as the parent's otherwise),
+    without making the span."""
+    if parent is None:
+        trace_id, flags = random.getrandbits(128) or 1, _NEW_TRACE
+    else:
+        trace_id, flags = parent.trace_id, parent.trace_flags & TraceFlags.RANDOM_TRACE_ID
+    return f"00-{trace_id:032x}-{random.getrandbits(64) or 1:016x}-{flags:02x}"
+
+
+# A W3C traceparent (version 00) whose sampled flag is off: trace id, parent id, flags.
+_UNSAMPLED = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f][02468ace])")
+# The flags of a new trace not recorded: the SDK's ids are random, and it says so.
+_NEW_TRACE = TraceFlags.RANDOM_TRACE_ID
+
+
+def _unrecorded(trace_id: int, flags: int, base: otel_context.Context | None) -> _OpenSpan:
+    """A span of ``trace_id`` that is not recorded (what the SDK makes for an unsampled
+    call, without its sampler and id generator), current from here on."""
+    span_context = SpanContext(
+        trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(flags)
+    )
+    span = NonRecordingSpan(span_context)
+    return _OpenSpan(span, otel_context.attach(trace.set_span_in_context(span, base)))
 
 
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
@@ -171,7 +290,11 @@ def record_rpc_status(span: trace.Span, code: grpc.StatusCode, details: str) -> 
             span.set_status(Status(StatusCode.ERROR, f"{code.name}: {details}"))
 
 
-@dataclass
 class _OpenSpan:
-    span: trace.Span
-    token: object
+    """A call's span and the token that makes its context current."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: trace.Span, token: object) -> None:
+        self.span = span
+        self.token = token
