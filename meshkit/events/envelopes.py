@@ -56,15 +56,23 @@ class Envelopes:
         return self.message.FromString(data)
 
     def wrap(
-        self, event: Message, *, source: str, correlation_id: str, causation_id: str = ""
+        self,
+        event: Message,
+        *,
+        source: str,
+        correlation_id: str,
+        causation_id: str = "",
+        trace_context: dict[str, str] | None = None,
     ) -> Envelope:
-        """An envelope for ``event`` carrying the current trace context."""
+        """An envelope for ``event`` carrying ``trace_context``, by default the current one."""
         occurred = timestamp_pb2.Timestamp()
         occurred.GetCurrentTime()
         payload = any_pb2.Any()
         payload.Pack(event)
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
+        carrier = trace_context
+        if carrier is None:
+            carrier = {}
+            propagate.inject(carrier)
         return self.message(
             event_id=str(uuid.uuid4()),
             event_type=event_type(event),

@@ -16,14 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 
 from google.protobuf.message import DecodeError
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from meshkit.database import RUNTIME, Database
 from meshkit.events.bus import EventBus
 from meshkit.events.envelopes import Envelope, Envelopes, messaging_attributes
+from meshkit.events.spans import EventSpans
 from meshkit.telemetry.metrics import Metrics
 from meshkit.times import now_micros
 
@@ -48,6 +50,7 @@ class Outbox:
         self._bus = bus
         self._envelopes = envelopes
         self._tracer = tracer or trace.get_tracer("mesh.outbox")
+        self._spans = EventSpans(self._tracer)
         self._metrics = metrics
         self._wake = asyncio.Event()
 
@@ -101,11 +104,12 @@ class Outbox:
             return_exceptions=True,
         )
         sent = [r["seq"] for r, res in zip(rows, results, strict=True) if res is None]
-        if sent:
+        if sent:  # one statement for the batch
             async with self._db.transaction() as conn:
-                await conn.executemany(
-                    "UPDATE mesh_outbox SET sent_time = ? WHERE seq = ?",
-                    [(now_micros(), seq) for seq in sent],
+                await conn.execute(
+                    "UPDATE mesh_outbox SET sent_time = ?"
+                    f" WHERE seq IN ({', '.join('?' * len(sent))})",
+                    (now_micros(), *sent),
                 )
         failed = [res for res in results if isinstance(res, BaseException)]
         if self._metrics is not None and failed:
@@ -116,15 +120,13 @@ class Outbox:
 
     async def _publish(self, subject: str, data: bytes, event_id: str) -> None:
         """Publishes one event under a span that continues the trace of its envelope."""
+        carrier: Mapping[str, str]
         try:
             envelope = self._envelopes.parse(data)
-            parent = propagate.extract(dict(envelope.trace_context))
-            correlation_id = envelope.correlation_id
+            carrier, correlation_id = envelope.trace_context, envelope.correlation_id
         except DecodeError:
-            parent, correlation_id = None, ""
-        with self._tracer.start_as_current_span(
-            f"{subject} publish", context=parent, kind=SpanKind.PRODUCER
-        ) as span:
+            carrier, correlation_id = {}, ""
+        with self._spans.from_carrier(f"{subject} publish", carrier, SpanKind.PRODUCER) as span:
             if span.is_recording():
                 span.set_attributes(messaging_attributes("send", subject, event_id, correlation_id))
             # keyed by the order (the correlation id): one order's events stay in order

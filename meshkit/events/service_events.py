@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from meshkit.database import RUNTIME, Database
@@ -46,6 +46,7 @@ from meshkit.events.envelopes import (
     messaging_attributes,
     unwrap,
 )
+from meshkit.events.spans import EventSpans
 from meshkit.telemetry.logs import current_method
 from meshkit.telemetry.metrics import Metrics
 from meshkit.times import now_micros
@@ -98,6 +99,7 @@ class Events:
         self._db = db
         self._bus = bus
         self._tracer = tracer
+        self._spans = EventSpans(tracer)
         self._metrics = metrics
         self.outbox = outbox.Outbox(db, bus, envelopes, tracer, metrics)
         self._handlers: dict[str, Handler] = {}
@@ -112,6 +114,17 @@ class Events:
     ) -> Envelope:
         """Queue ``event`` in the current transaction; it is published once that commits."""
         subject = event_type(event)
+        carrier = self._spans.child_carrier()
+        if carrier is not None:  # an unsampled trace: the create span would not be recorded
+            envelope = self.envelopes.wrap(
+                event,
+                source=self.service,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                trace_context=carrier,
+            )
+            await self.outbox.add(envelope)
+            return envelope
         with self._tracer.start_as_current_span(
             f"{subject} create", kind=SpanKind.PRODUCER
         ) as span:
@@ -210,13 +223,12 @@ class Events:
             )
             return _Outcome(delivery, self._metrics, envelope.event_type, "rejected", rejected)
         handler = self._handlers.get(envelope.event_type)
-        parent = propagate.extract(dict(envelope.trace_context))
         attempt = delivery.attempt
         named = current_method.set(envelope.event_type)
         started = time.perf_counter()
         try:
-            with self._tracer.start_as_current_span(
-                f"{envelope.event_type} process", context=parent, kind=SpanKind.CONSUMER
+            with self._spans.from_carrier(
+                f"{envelope.event_type} process", envelope.trace_context, SpanKind.CONSUMER
             ) as span:
                 if span.is_recording():
                     span.set_attributes(

@@ -1,0 +1,107 @@
+"""The spans of an event's life (``<type> create``, ``publish``, ``process``) without the
+SDK's work where nothing is recorded.
+
+Most traces are not recorded (the mesh samples 1 % of new traces, and a child follows its
+parent). An event of such a trace carries a W3C ``traceparent`` whose sampled flag is off;
+every span of its life is then a non-recording span of the same trace, and the SDK makes
+each through its sampler, its id generator and the propagators' parsing. ``EventSpans``
+makes that same span directly (same trace id, a new span id, the parent's flags as the SDK
+keeps them) when it can tell the outcome beforehand: the tracer's sampler is the SDK's
+``ParentBased`` that records nothing under an unsampled parent (its default, and the
+mesh's), the propagators are OpenTelemetry's default (W3C trace context and baggage),
+and the parent is one plain ``traceparent`` (no ``tracestate``, no baggage). Every other
+case goes through the SDK, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+from collections.abc import Iterator, Mapping
+
+from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+
+# A W3C traceparent (version 00) whose sampled flag is off: trace id, parent id, flags.
+_UNSAMPLED = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f][02468ace])")
+_KEPT_FLAGS = TraceFlags.RANDOM_TRACE_ID  # what the SDK keeps of an unsampled parent's flags
+
+
+def _w3c_default() -> bool:
+    names = os.environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")
+    return [n.strip() for n in names.split(",")] == ["tracecontext", "baggage"]
+
+
+def _drops_unsampled(tracer: trace.Tracer) -> bool:
+    """Whether ``tracer`` records nothing under a parent that is not sampled."""
+    try:
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+    except ImportError:  # the API without the SDK: nothing is recorded at all
+        return False
+    sampler = getattr(tracer, "sampler", None)
+    return (
+        isinstance(sampler, ParentBased)
+        and getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
+        and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
+    )
+
+
+def _child(trace_id: int, flags: int) -> NonRecordingSpan:
+    """A non-recording span of ``trace_id``: the SDK's child of an unsampled parent."""
+    return NonRecordingSpan(
+        SpanContext(
+            trace_id,
+            random.getrandbits(64) or 1,
+            is_remote=False,
+            trace_flags=TraceFlags(flags & _KEPT_FLAGS),
+        )
+    )
+
+
+class EventSpans:
+    """Opens the spans of events for ``tracer``, directly where nothing is recorded."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self.tracer = tracer
+        self.fast = _drops_unsampled(tracer) and _w3c_default()
+
+    @contextlib.contextmanager
+    def from_carrier(
+        self, name: str, carrier: Mapping[str, str], kind: SpanKind
+    ) -> Iterator[trace.Span]:
+        """A span (current inside the block) whose parent is the one ``carrier`` (an
+        envelope's trace context) names; the block's exception is recorded on it."""
+        if self.fast and len(carrier) == 1:
+            match = _UNSAMPLED.fullmatch(carrier.get("traceparent", ""))
+            if match is not None:
+                trace_id = int(match[1], 16)
+                if trace_id and int(match[2], 16):
+                    span = _child(trace_id, int(match[3], 16))
+                    token = otel_context.attach(trace.set_span_in_context(span))
+                    try:
+                        yield span
+                    finally:
+                        otel_context.detach(token)
+                    return
+        parent = propagate.extract(dict(carrier))
+        with self.tracer.start_as_current_span(name, context=parent, kind=kind) as span:
+            yield span
+
+    def child_carrier(self) -> dict[str, str] | None:
+        """For a span of the current trace that ends at once (an event's ``create``): the
+        trace context a child of the current span would carry, without making the span,
+        when that is not sampled (and the context holds nothing else); None otherwise (the
+        caller opens the span through the SDK)."""
+        if not self.fast:
+            return None
+        parent = trace.get_current_span().get_span_context()
+        if not parent.is_valid or parent.trace_flags.sampled or parent.trace_state:
+            return None
+        if baggage.get_all():
+            return None
+        flags = parent.trace_flags & _KEPT_FLAGS
+        span_id = random.getrandbits(64) or 1
+        return {"traceparent": f"00-{parent.trace_id:032x}-{span_id:016x}-{flags:02x}"}
