@@ -25,7 +25,7 @@ import logging
 import os
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,16 +197,12 @@ class ServerSpans:
                 return recorded(context, carrier)
             if carrier is None:  # a new trace
                 if not draw_root(ratio):
-                    return _unrecorded(random.getrandbits(128) or 1, _NEW_TRACE, None)
+                    return _current(unrecorded_span(random.getrandbits(128) or 1), None)
                 with recorded_root():
                     return recorded(context, None)
-            if len(carrier) == 1 and (
-                match := _UNSAMPLED.fullmatch(carrier.get("traceparent", ""))
-            ):
-                trace_id = int(match[1], 16)
-                if trace_id and int(match[2], 16):
-                    flags = int(match[3], 16) & TraceFlags.RANDOM_TRACE_ID  # kept, as the SDK does
-                    return _unrecorded(trace_id, flags, otel_context.Context())
+            parent = unsampled_parent(carrier)
+            if parent is not None:  # followed: not recorded either
+                return _current(unrecorded_span(*parent), otel_context.Context())
             return recorded(context, carrier)
 
         return start
@@ -251,7 +247,7 @@ def unrecorded_traceparent(parent: SpanContext | None = None) -> str:
     for it (the random-trace-id flag on for a new trace, as the parent's otherwise),
     without making the span."""
     if parent is None:
-        trace_id, flags = random.getrandbits(128) or 1, _NEW_TRACE
+        trace_id, flags = random.getrandbits(128) or 1, int(_NEW_TRACE)
     else:
         trace_id, flags = parent.trace_id, parent.trace_flags & TraceFlags.RANDOM_TRACE_ID
     return f"00-{trace_id:032x}-{random.getrandbits(64) or 1:016x}-{flags:02x}"
@@ -263,13 +259,36 @@ _UNSAMPLED = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f][02468ace])"
 _NEW_TRACE = TraceFlags.RANDOM_TRACE_ID
 
 
-def _unrecorded(trace_id: int, flags: int, base: otel_context.Context | None) -> _OpenSpan:
-    """A span of ``trace_id`` that is not recorded (what the SDK makes for an unsampled
-    call, without its sampler and id generator), current from here on."""
+def unsampled_parent(carrier: Mapping[str, str]) -> tuple[int, int] | None:
+    """The trace id and flags of the parent ``carrier`` names (call metadata, an event's
+    trace context) when it is one plain W3C ``traceparent`` (no ``tracestate``, no
+    baggage) whose sampled flag is off; None otherwise."""
+    if len(carrier) != 1:
+        return None
+    match = _UNSAMPLED.fullmatch(carrier.get("traceparent", ""))
+    if match is None:
+        return None
+    trace_id = int(match[1], 16)
+    if not trace_id or not int(match[2], 16):
+        return None  # invalid: the SDK starts a new trace
+    return trace_id, int(match[3], 16)
+
+
+def unrecorded_span(trace_id: int, parent_flags: int = _NEW_TRACE) -> NonRecordingSpan:
+    """What the SDK makes, without its sampler and id generator, for a span it does not
+    record: in trace ``trace_id`` (a child of an unsampled parent with ``parent_flags``,
+    or a new trace), a new span id, the random-trace-id flag kept."""
     span_context = SpanContext(
-        trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=TraceFlags(flags)
+        trace_id,
+        random.getrandbits(64) or 1,
+        is_remote=False,
+        trace_flags=TraceFlags(parent_flags & TraceFlags.RANDOM_TRACE_ID),
     )
-    span = NonRecordingSpan(span_context)
+    return NonRecordingSpan(span_context)
+
+
+def _current(span: trace.Span, base: otel_context.Context | None) -> _OpenSpan:
+    """``span`` made current (in ``base``, else the current context) until ``end``."""
     return _OpenSpan(span, otel_context.attach(trace.set_span_in_context(span, base)))
 
 
