@@ -111,6 +111,9 @@ class NatsBus:
             reconnect_time_wait=0.5,
             allow_reconnect=True,
             error_cb=error,
+            # subjects are the event types and the client's own inboxes: checking each one
+            # at every publish (and ack) costs more than the publish's own framing
+            skip_subject_validation=True,
             **credential_options(creds, identity or name),
         )
         bus = cls(nc, stream, subjects, manage_stream)
