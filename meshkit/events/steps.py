@@ -12,7 +12,8 @@ per (flow id, step):
 - ``get(flow_id)``: the step as it is (``None`` if never heard of), so the event that
   triggers it acts only on a PENDING step, and waits (raise, to be redelivered) for one
   not yet remembered;
-- ``finish(flow_id)``: PENDING becomes DONE;
+- ``finish(flow_id)``: PENDING becomes DONE (``take(flow_id)``: both at once, for a
+  step with nothing to wait for);
 - ``cancel(flow_id)``: PENDING becomes CANCELLED, or a CANCELLED tombstone is left when
   the step has not arrived, so a later ``remember`` records nothing. A DONE step stays
   DONE: undoing what it did (a refund) is the participant's compensation.
@@ -72,6 +73,19 @@ class StepLedger:
                 "INSERT INTO mesh_saga_steps VALUES (?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (flow_id, step) DO NOTHING",
                 (flow_id, self.step, PENDING, json.dumps(payload), now, now),
+            )
+            return cur.rowcount == 1
+
+    async def take(self, flow_id: str) -> bool:
+        """The step is DONE at once (``remember`` then ``finish`` in one statement, for a
+        step that needs nothing kept); False if the flow has the step already (or its
+        tombstone), which is kept as it is."""
+        now = now_micros()
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO mesh_saga_steps VALUES (?, ?, ?, 'null', ?, ?)"
+                " ON CONFLICT (flow_id, step) DO NOTHING",
+                (flow_id, self.step, DONE, now, now),
             )
             return cur.rowcount == 1
 

@@ -79,22 +79,25 @@ class InventoryStore:
                     " update_time = ? WHERE sku = ?",
                     [(quantity, quantity, now, sku) for sku, quantity in items],
                 )
+            status = REJECTED if short else RESERVED
             await conn.execute(
                 "INSERT INTO reservations VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     order_id,
-                    REJECTED if short else RESERVED,
+                    status,
                     json.dumps([[sku, quantity] for sku, quantity in items]),
                     json.dumps(short),
                     now,
                     now,
                 ),
             )
-            row = await fetch_one(
-                conn, "SELECT * FROM reservations WHERE order_id = ?", (order_id,)
-            )
-        assert row is not None
-        return _reservation(row)
+        # what was just written (not read back)
+        return inventory_pb2.Reservation(
+            order_id=order_id,
+            status=inventory_pb2.ReservationStatus.Value("RESERVATION_STATUS_" + status),
+            items=[inventory_pb2.StockQuantity(sku=sku, quantity=q) for sku, q in items],
+            short_skus=short,
+        )
 
     async def reservation_status(self, order_id: str) -> str | None:
         """The order's reservation status (RESERVED, ...), None if it has none.
@@ -111,11 +114,7 @@ class InventoryStore:
     async def take_reservation_step(self, order_id: str) -> bool:
         """The order flow's reservation of ``order_id`` happens now (call ``reserve`` in the
         same transaction); False if it happened already, or the order was cancelled first."""
-        async with self._db.transaction():
-            if not await self._steps.remember(order_id):
-                return False
-            await self._steps.finish(order_id)
-        return True
+        return await self._steps.take(order_id)
 
     async def tombstone(self, order_id: str) -> bool:
         """Records an order cancelled before its stock was reserved, so a later

@@ -163,3 +163,20 @@ async def test_a_batch_that_cannot_commit_is_handled_again_one_event_at_a_time(
     assert shipping.committed == ["o1", "o2"]
     assert processed(metrics, "retry") == 0
     assert batches == 1  # the batch's transaction was tried, and failed
+
+
+async def test_a_step_taken_at_once_is_done_and_refused_a_second_time_or_after_a_tombstone(
+    tmp_path: Path,
+) -> None:
+    from meshkit.events.steps import DONE, StepLedger
+
+    db = await Database.open(tmp_path / "steps.db", [SCHEMA])
+    ledger = StepLedger(db, "reserve")
+    assert await ledger.take("o1")
+    step = await ledger.get("o1")
+    assert step is not None and step.status == DONE and step.payload is None
+    assert not await ledger.take("o1")
+    assert await ledger.cancel("o2")  # a tombstone first
+    assert not await ledger.take("o2")
+    assert not await ledger.remember("o1")
+    await db.close()
