@@ -65,24 +65,32 @@ class PaymentStore:
         async with self._db.transaction() as conn:
             row = await fetch_one(conn, "SELECT * FROM payments WHERE order_id = ?", (order_id,))
             if row is None:
+                payment_id = "pay_" + uuid.uuid4().hex
+                status = DECLINED if decline_reason else CAPTURED
                 await conn.execute(
                     "INSERT INTO payments VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?)",
                     (
-                        "pay_" + uuid.uuid4().hex,
+                        payment_id,
                         order_id,
                         amount.units,
                         amount.nanos,
                         amount.currency_code,
-                        DECLINED if decline_reason else CAPTURED,
+                        status,
                         decline_reason,
                         now,
                         now,
                     ),
                 )
-                row = await fetch_one(
-                    conn, "SELECT * FROM payments WHERE order_id = ?", (order_id,)
+                # what was just written (not read back)
+                return payment_pb2.Payment(
+                    payment_id=payment_id,
+                    order_id=order_id,
+                    amount=amount,
+                    status=payment_pb2.PaymentStatus.Value("PAYMENT_STATUS_" + status),
+                    decline_reason=decline_reason,
+                    create_time=to_timestamp(now),
+                    update_time=to_timestamp(now),
                 )
-        assert row is not None
         payment = _payment(row)
         if payment.amount != amount:
             raise FailedPrecondition(
