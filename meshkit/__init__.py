@@ -22,6 +22,9 @@ registry) and ``consul.py``, ``database/`` (SQLite, PostgreSQL, migrations), ``e
 certs CLI, the trace viewer).
 """
 
+# First, before any module imports py-consul: its package without its blocking client
+# (requests), which the mesh never uses (see meshkit/_pyconsul.py).
+from meshkit import _pyconsul  # noqa: F401
 from meshkit.config import MeshConfig
 from meshkit.mesh import Mesh
 from meshkit.server import run_service, serve
