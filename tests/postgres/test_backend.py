@@ -133,6 +133,65 @@ async def test_one_event_handled_by_two_instances_at_once_takes_effect_once(
     await second.close()
 
 
+async def test_a_savepoint_fails_alone_and_the_transaction_commits_the_rest(
+    as_alpha: str, clean: None
+) -> None:
+    """What a consumer's batch relies on: an event's savepoint that hits a conflict (here a
+    unique key) is rolled back alone, raised as ABORTED, its after-commit hooks dropped;
+    the transaction goes on and commits the other events' effects."""
+    db = await PostgresDatabase.connect(as_alpha, [])
+    effect = "INSERT INTO mesh_outbox (event_id, subject, data, create_time) VALUES (?, 's', ?, 0)"
+    ran: list[str] = []
+    async with db.transaction() as conn:
+        async with db.savepoint():
+            await conn.execute(effect, ("e1", b""))
+            db.after_commit(lambda: ran.append("e1"))
+        with pytest.raises(Aborted):
+            async with db.savepoint():
+                await conn.execute(effect, ("e2", b""))
+                db.after_commit(lambda: ran.append("e2"))
+                await conn.execute(effect, ("e1", b""))  # taken: the savepoint fails
+        async with db.savepoint():
+            await conn.execute(effect, ("e3", b""))
+    assert ran == ["e1"]
+    rows = await db.fetch_all("SELECT event_id FROM mesh_outbox ORDER BY event_id")
+    assert [r["event_id"] for r in rows] == ["e1", "e3"]
+    await db.close()
+
+
+async def test_an_event_id_recorded_first_makes_a_concurrent_handling_a_duplicate(
+    as_alpha: str, clean: None
+) -> None:
+    """The consumer records the event id first, ON CONFLICT DO NOTHING: a second instance
+    handling the same event waits for the first one's commit, then finds no row inserted
+    (a duplicate: no second effect) instead of failing."""
+    first = await PostgresDatabase.connect(as_alpha, [])
+    second = await PostgresDatabase.connect(as_alpha, [])
+    sql = (
+        "INSERT INTO mesh_processed_events VALUES (?, 'Test', 0) ON CONFLICT (event_id) DO NOTHING"
+    )
+    recorded = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handle(db: Database, hold: bool) -> int:
+        async with db.transaction() as conn:
+            cur = await conn.execute(sql, ("event-1",))
+            if hold:
+                recorded.set()
+                await release.wait()
+        return cur.rowcount
+
+    winner = asyncio.create_task(handle(first, True))
+    await recorded.wait()
+    loser = asyncio.create_task(handle(second, False))
+    await eventually(lambda: waiting_for_a_lock(as_alpha), what="the second one waiting")
+    release.set()
+    assert await winner == 1
+    assert await loser == 0
+    await first.close()
+    await second.close()
+
+
 async def waiting_for_a_lock(dsn: str) -> bool:
     """Whether a backend of the database is waiting for a lock (another's row)."""
     conn = await asyncpg.connect(dsn)
