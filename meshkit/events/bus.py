@@ -3,6 +3,7 @@ services: publish with de-duplication by id, and durable, acknowledged consumpti
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -31,6 +32,16 @@ class ConsumerLag:
     ack_pending: int
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message of ``publish_many``: ``EventBus.publish``'s arguments."""
+
+    subject: str
+    data: bytes
+    msg_id: str
+    key: str = ""
+
+
 class EventBus(Protocol):
     async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
         """Publish durably; a second publish with the same ``msg_id`` is dropped by the broker
@@ -46,3 +57,17 @@ class EventBus(Protocol):
         """The consumer group's lag now (None if the broker does not know the group)."""
 
     async def close(self) -> None: ...
+
+
+async def publish_many(bus: EventBus, messages: Sequence[Outgoing]) -> list[BaseException | None]:
+    """Publishes ``messages`` at once: through the bus's own ``publish_many`` where it has
+    one (a batch in flight together, e.g. NATS), else one ``publish`` each, concurrently.
+    The outcome of each, in order: None once the broker has it, or what failed."""
+    many = getattr(bus, "publish_many", None)
+    if many is not None:
+        return list(await many(messages))
+    results = await asyncio.gather(
+        *(bus.publish(m.subject, m.data, m.msg_id, key=m.key) for m in messages),
+        return_exceptions=True,
+    )
+    return [r if isinstance(r, BaseException) else None for r in results]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from meshkit.config import MeshConfig
-from meshkit.events.bus import ConsumerLag, EventBus, Handler
+from meshkit.events.bus import ConsumerLag, EventBus, Handler, Outgoing
 
 log = logging.getLogger("mesh.events")
 
@@ -39,6 +41,29 @@ DUPLICATE_WINDOW = 120.0  # seconds
 ACK_WAIT = 5.0
 MAX_DELIVER = 50
 BATCH = 32
+PUBLISH_TIMEOUT = 5.0  # seconds for the stream to acknowledge a publish
+
+
+def _outcome(future: asyncio.Future[Any]) -> BaseException | None:
+    """What the stream answered a publish of ``publish_many``: None if it stored it (or
+    had it already: a duplicate), else the error."""
+    if not future.done():
+        return nats.errors.TimeoutError()
+    exc = future.exception()
+    if exc is not None:
+        return exc
+    msg = future.result()
+    if msg.headers and msg.headers.get(api.Header.STATUS) == "503":
+        return nats.js.errors.NoStreamResponseError()
+    try:
+        answer = json.loads(msg.data)
+    except ValueError:
+        return nats.js.errors.Error(f"not a publish acknowledgement: {msg.data[:100]!r}")
+    if "error" in answer:
+        return nats.js.errors.APIError.from_error(answer["error"])
+    if "stream" not in answer:
+        return nats.js.errors.Error(f"not a publish acknowledgement: {msg.data[:100]!r}")
+    return None
 
 
 def inbox_prefix(identity: str) -> str:
@@ -85,6 +110,10 @@ class NatsBus:
         self.stream = stream
         self.subjects = list(subjects)
         self.manage_stream = manage_stream
+        # publish_many's acknowledgements: its reply subjects' prefix, the futures by token
+        self._acks_prefix: str | None = None
+        self._acks: dict[str, asyncio.Future[Any]] = {}
+        self._tokens = itertools.count()
 
     @classmethod
     async def connect(
@@ -146,6 +175,51 @@ class NatsBus:
     async def publish(self, subject: str, data: bytes, msg_id: str, key: str = "") -> None:
         # One stream, in publish order: ``key`` adds nothing.
         await self.js.publish(subject, data, headers={api.Header.MSG_ID: msg_id})
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[BaseException | None]:
+        """Every message sent at once (in order), then the stream's acknowledgements
+        awaited together (``PUBLISH_TIMEOUT``), read from one reply subscription of the
+        bus's own: one publish's request machinery (a reply inbox, a future and a timer
+        each, its PubAck parsed into an object) costs more than the publish."""
+        if self._acks_prefix is None:
+            prefix = self.nc.new_inbox() + "."
+            await self.nc.subscribe(prefix + "*", cb=self._on_ack)
+            self._acks_prefix = prefix
+        loop = asyncio.get_running_loop()
+        pending: list[tuple[str, asyncio.Future[Any]]] = []
+        results: list[BaseException | None] = []
+        try:
+            for m in messages:
+                token = str(next(self._tokens))
+                future = loop.create_future()
+                self._acks[token] = future
+                pending.append((token, future))
+                try:
+                    await self.nc.publish(
+                        m.subject,
+                        m.data,
+                        reply=self._acks_prefix + token,
+                        headers={api.Header.MSG_ID: m.msg_id},
+                    )
+                except Exception as exc:  # closed, or the buffer full while reconnecting
+                    future.set_exception(exc)
+            await asyncio.wait([f for _, f in pending], timeout=PUBLISH_TIMEOUT)
+            for _, future in pending:
+                results.append(_outcome(future))
+        finally:
+            for token, future in pending:
+                self._acks.pop(token, None)
+                if not future.done():
+                    future.cancel()
+                elif not future.cancelled():
+                    future.exception()  # retrieved: never "exception was never retrieved"
+        return results
+
+    async def _on_ack(self, msg: Msg) -> None:
+        assert self._acks_prefix is not None
+        future = self._acks.pop(msg.subject[len(self._acks_prefix) :], None)
+        if future is not None and not future.done():
+            future.set_result(msg)
 
     async def consume(self, durable: str, subjects: Sequence[str], handler: Handler) -> None:
         config = api.ConsumerConfig(

@@ -68,24 +68,39 @@ class EventSpans:
         self.tracer = tracer
         self.fast = _drops_unsampled(tracer) and _w3c_default()
 
+    def _unsampled_child(self, carrier: Mapping[str, str]) -> NonRecordingSpan | None:
+        """The SDK's span under ``carrier``'s parent when it is one plain unsampled
+        ``traceparent`` (and the tracer records nothing under such a parent); else None."""
+        if self.fast and len(carrier) == 1:
+            match = _UNSAMPLED.fullmatch(carrier.get("traceparent", ""))
+            if match is not None:
+                trace_id = int(match[1], 16)
+                if trace_id and int(match[2], 16):
+                    return _child(trace_id, int(match[3], 16))
+        return None
+
+    def start(self, name: str, carrier: Mapping[str, str], kind: SpanKind) -> trace.Span:
+        """A span whose parent is the one ``carrier`` names, not made current (the caller
+        ends it)."""
+        span = self._unsampled_child(carrier)
+        if span is not None:
+            return span
+        return self.tracer.start_span(name, context=propagate.extract(dict(carrier)), kind=kind)
+
     @contextlib.contextmanager
     def from_carrier(
         self, name: str, carrier: Mapping[str, str], kind: SpanKind
     ) -> Iterator[trace.Span]:
         """A span (current inside the block) whose parent is the one ``carrier`` (an
         envelope's trace context) names; the block's exception is recorded on it."""
-        if self.fast and len(carrier) == 1:
-            match = _UNSAMPLED.fullmatch(carrier.get("traceparent", ""))
-            if match is not None:
-                trace_id = int(match[1], 16)
-                if trace_id and int(match[2], 16):
-                    span = _child(trace_id, int(match[3], 16))
-                    token = otel_context.attach(trace.set_span_in_context(span))
-                    try:
-                        yield span
-                    finally:
-                        otel_context.detach(token)
-                    return
+        span = self._unsampled_child(carrier)
+        if span is not None:
+            token = otel_context.attach(trace.set_span_in_context(span))
+            try:
+                yield span
+            finally:
+                otel_context.detach(token)
+            return
         parent = propagate.extract(dict(carrier))
         with self.tracer.start_as_current_span(name, context=parent, kind=kind) as span:
             yield span
