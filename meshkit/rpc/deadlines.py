@@ -21,6 +21,10 @@ _incoming_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVa
 )
 
 
+# Slack on a method's maximum deadline for the time the call spent in flight.
+IN_FLIGHT_SLACK = 0.5
+
+
 class DeadlineRejected(Exception):
     """An incoming call's deadline breaks the policy."""
 
@@ -43,7 +47,7 @@ def check_incoming(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{method} needs a deadline (at most {limit:g}s); set a timeout on the call",
         )
-    if time_remaining > limit + 0.5:  # slack for the time the call spent in flight
+    if time_remaining > limit + IN_FLIGHT_SLACK:
         raise DeadlineRejected(
             grpc.StatusCode.INVALID_ARGUMENT,
             f"deadline of {time_remaining:.1f}s for {method} exceeds its maximum of {limit:g}s",

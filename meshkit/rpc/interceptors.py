@@ -11,7 +11,12 @@ it the mesh stubs' calls it awaits: the downstream servers see them cancelled.
 Health and reflection ("open methods") need an authenticated peer but no intention and
 no deadline.
 
-The same wrap keeps the RED metrics (bound once per method, see ``telemetry.metrics``),
+Per call it does only what a call needs: the identity is read from the call
+(``peer_identities``, which TLS verified), but a peer already admitted to a method is not
+decided again until the intentions or the trust domain change (``_admitter``); the
+method's deadline limits, gate, metrics and span starter are bound once per method.
+
+The same wrap keeps the RED metrics (plain numbers per method, see ``telemetry.metrics``),
 names the method for log lines (``telemetry.logs.current_method``) and writes the access
 line of each failed call, and of every call with ``--access-log``: method, status and
 duration, under the call's trace and span ids. It also opens the call's server span
@@ -64,8 +69,6 @@ _call_metadata: contextvars.ContextVar[Sequence[tuple[str, Any]] | None] = conte
 )
 # Most peers the admission cache of one method holds before it starts afresh.
 _MAX_PEERS = 1024
-# Slack on a method's maximum deadline for the time the call spent in flight.
-_DEADLINE_SLACK = 0.5
 
 
 class Rejected(Exception):
@@ -156,7 +159,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         admitted: dict[tuple[bytes, ...], str] = {}
         stamp: list[tuple[int, str] | None] = [None]  # what the admitted peers hold for
         policy = self.policy.deadlines
-        longest = policy.for_method(method).max + _DEADLINE_SLACK
+        longest = policy.for_method(method).max + deadlines.IN_FLIGHT_SLACK
         shortest = policy.min_remaining
 
         def admit(context: grpc.aio.ServicerContext) -> tuple[str, float | None]:
