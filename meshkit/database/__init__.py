@@ -95,6 +95,11 @@ class Connection:
         (the transaction going on) when the block raises, released when it ends."""
         raise NotImplementedError
 
+    def transaction_open(self) -> bool:
+        """Whether the transaction is still open (SQLite rolls a whole transaction back on
+        some errors, e.g. a full disk: what follows would run outside it)."""
+        return True
+
 
 async def fetch_one(conn: Connection, sql: str, params: Iterable[Any] = ()) -> Row | None:
     return await conn.fetch_one(sql, params)
@@ -273,14 +278,18 @@ class SqliteConnection(Connection):
     async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Row]:
         return self.raw.execute(_sqlite(sql), tuple(params)).fetchall()
 
+    def transaction_open(self) -> bool:
+        return self.raw.in_transaction
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[Connection]:
         self.raw.execute("SAVEPOINT mesh_savepoint")
         try:
             yield self
         except BaseException:
-            self.raw.execute("ROLLBACK TO mesh_savepoint")
-            self.raw.execute("RELEASE mesh_savepoint")
+            if self.raw.in_transaction:  # else SQLite rolled it all back: the caller sees
+                self.raw.execute("ROLLBACK TO mesh_savepoint")
+                self.raw.execute("RELEASE mesh_savepoint")
             raise
         self.raw.execute("RELEASE mesh_savepoint")
 

@@ -185,8 +185,12 @@ class Events:
         one at a time, each in a transaction of its own."""
         if len(deliveries) > 1:
             try:
-                async with self._db.transaction():
-                    outcomes = [await self._handle(d, alone=False) for d in deliveries]
+                async with self._db.transaction() as conn:
+                    outcomes = []
+                    for delivery in deliveries:
+                        outcomes.append(await self._handle(delivery, alone=False))
+                        if not conn.transaction_open():  # rolled back whole by an error
+                            raise RuntimeError("the transaction was rolled back")
             except Exception as exc:
                 log.warning(
                     "a batch of %d events could not commit (%s: %s); handling them one by one",

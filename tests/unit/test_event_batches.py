@@ -180,3 +180,33 @@ async def test_a_step_taken_at_once_is_done_and_refused_a_second_time_or_after_a
     assert not await ledger.take("o2")
     assert not await ledger.remember("o1")
     await db.close()
+
+
+async def test_a_batch_whose_transaction_sqlite_rolled_back_is_handled_one_by_one(
+    consumer: tuple[MemoryBus, Events, Metrics, Shipping],
+) -> None:
+    """An error that makes SQLite roll the whole transaction back (a full disk, say): the
+    events after it do not run outside a transaction; the batch is handled again one by
+    one, and nothing is counted twice."""
+    bus, events, metrics, shipping = consumer
+    db = shipping.db
+    original = shipping.on_captured
+    failed: list[str] = []
+
+    async def on_captured(ctx: EventContext, event: Any) -> None:
+        if event.order_id == "o2" and not failed:
+            failed.append("o2")
+            await db.in_transaction().execute("INSERT INTO shipped VALUES ('stray')")
+            db.in_transaction().raw.execute("ROLLBACK")  # as SQLite does on SQLITE_FULL
+            raise OSError("database or disk is full")
+        await original(ctx, event)
+
+    events.on(events_pb2.PaymentCaptured, on_captured)
+    for order_id in ("o1", "o2", "o3"):
+        await publish(bus, events, order_id)
+    events.start()
+    await until(lambda: processed(metrics, "ok") == 3)
+    rows = await db.fetch_all("SELECT order_id FROM shipped ORDER BY order_id")
+    assert [r["order_id"] for r in rows] == ["o1", "o2", "o3"]
+    assert processed(metrics, "duplicate") == 0
+    assert sorted(shipping.committed) == ["o1", "o2", "o3"]
