@@ -1,5 +1,10 @@
 """The server interceptor every service runs behind.
 
+The runtime applies its wrap at registration (``WrappingServer``: each method handler
+behind it, looked up per call by the server's generic handlers), which spares the calls
+grpc's interceptor chain; ``MeshServerInterceptor`` is also a ``grpc.aio`` interceptor,
+for a server built with ``interceptors=[...]``, with the same wrap.
+
 One wrap per call, in this order: the caller's identity (the SPIFFE URI of its client
 certificate, from this mesh's trust domain), authorization of that identity for the method
 (intentions or the allow-list), the deadline policy (with the method's usual time on this
@@ -71,6 +76,43 @@ _call_metadata: contextvars.ContextVar[Sequence[tuple[str, Any]] | None] = conte
 _MAX_PEERS = 1024
 
 
+class WrappingServer:
+    """What a servicer is registered on (``add_*Servicer_to_server(servicer, this)``): the
+    server's generic handlers, each behind the interceptor's wrap.
+
+    The same wrap as ``intercept_service``, reached without grpc's interceptor chain (two
+    coroutines and a partial per call): a server built with ``grpc.aio.server()`` and no
+    interceptors asks each handler's ``service()`` directly, in the call's task. Methods
+    are registered as generic ones only (a registered-method handler would bypass the
+    wrap), the pre-registered ones too, in case the generated code registers them alone.
+    """
+
+    def __init__(self, server: grpc.aio.Server, interceptor: MeshServerInterceptor) -> None:
+        self._server = server
+        self._interceptor = interceptor
+
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_Wrapped(h, self._interceptor) for h in handlers)
+        )
+
+    def add_registered_method_handlers(
+        self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
+    ) -> None:
+        self.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
+
+
+class _Wrapped(grpc.GenericRpcHandler):
+    """A generic handler whose method handlers come behind the interceptor's wrap."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler, interceptor: MeshServerInterceptor) -> None:
+        self._service = inner.service
+        self._wrapped = interceptor.wrapped
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return self._wrapped(self._service(details), details)
+
+
 class Rejected(Exception):
     """A call refused by the mesh; ``caller``: who made it, when known by then (the
     metrics by caller count the refusal on that edge)."""
@@ -117,7 +159,13 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
+        return self.wrapped(await continuation(details), details)
+
+    def wrapped(
+        self, handler: grpc.RpcMethodHandler | None, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        """``handler`` (the servicer's, for the call ``details`` names) behind the mesh's
+        wrap: built once per method, then looked up. It runs in the call's own task."""
         if handler is None:
             return handler
         _call_metadata.set(details.invocation_metadata)

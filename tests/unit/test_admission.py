@@ -19,7 +19,7 @@ from meshkit.config import AdmissionPolicy, DeadlinePolicy, MeshPolicy
 from meshkit.rpc import deadlines
 from meshkit.rpc.admission import NO_LIMIT, Admission, Gate
 from meshkit.rpc.calls import ClientCalls
-from meshkit.rpc.interceptors import MeshServerInterceptor
+from meshkit.rpc.interceptors import MeshServerInterceptor, WrappingServer
 
 METHOD = "/test.v1.Work/Do"
 WATCH = "/test.v1.Work/Watch"
@@ -181,13 +181,12 @@ class Work:
 
 async def start(work: Work, policy: MeshPolicy) -> tuple[grpc.aio.Server, int, Any]:
     interceptor = MeshServerInterceptor(policy, None, lambda: "t")
-    server = grpc.aio.server(interceptors=[interceptor])
+    server = grpc.aio.server()  # as the runtime serves: the wrap at registration
     handlers = {
         "Do": grpc.unary_unary_rpc_method_handler(work.do),
         "Watch": grpc.unary_stream_rpc_method_handler(work.watch),
     }
-    generic = grpc.method_handlers_generic_handler("test.v1.Work", handlers)
-    server.add_generic_rpc_handlers([generic])
+    WrappingServer(server, interceptor).add_registered_method_handlers("test.v1.Work", handlers)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port, interceptor
