@@ -3,6 +3,7 @@ formatters and the observability flags."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -331,3 +332,33 @@ def test_rpc_metrics_are_bound_once_per_method_and_exposed() -> None:
     assert samples[("mesh_server_handled_total", (("grpc_code", "OK"), *labels))] == 1
     assert samples[("mesh_server_handling_seconds_count", labels)] == 2
     assert samples[("mesh_server_in_flight", labels)] == 0
+
+
+async def test_the_metrics_endpoint_answers_a_scrape_and_nothing_else() -> None:
+    """GET /metrics is the exposition; another path is 404, another method 405, and a
+    client that sends half a request head is dropped without stopping the endpoint."""
+    metrics = Metrics()
+    port = await metrics.serve("127.0.0.1", 0)
+
+    async def ask(request: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        await writer.drain()
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    try:
+        answer = await ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n")
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"version=1.0.0" in head
+        assert b"mesh_shed_total" in body or b"# HELP" in body
+        assert int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0]) == len(body)
+        assert (await ask(b"GET /other HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 404")
+        assert (await ask(b"POST /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 405")
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /met")  # and goes away
+        writer.close()
+        assert (await ask(b"GET /metrics HTTP/1.1\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    finally:
+        await metrics.close()
