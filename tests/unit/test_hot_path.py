@@ -26,6 +26,7 @@ from meshkit.security.identity import SpiffeId
 from meshkit.telemetry.metrics import Metrics
 from meshkit.telemetry.tracing import RootSampler, ServerSpans, recorded_root
 from tests.unit.test_admission import until
+from tests.unit.test_faults import Context as FaultsContext
 
 GET_STOCK = "/shop.inventory.v1.InventoryService/GetStock"
 LIST = "/shop.inventory.v1.InventoryService/ListStock"
@@ -33,33 +34,17 @@ TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
-class Context:
-    """What the interceptor asks of a call's context."""
+class Context(FaultsContext):
+    """A call's context (test_faults'), from a caller of the trust domain ``domain``."""
 
     def __init__(self, caller: str | None = "order", domain: str = "t.consul") -> None:
-        self.caller, self.domain = caller, domain
-        self.aborted: tuple[grpc.StatusCode, str] | None = None
+        super().__init__(caller)
+        self.domain = domain
 
     def peer_identities(self) -> list[bytes] | None:
         if self.caller is None:
             return None
         return [f"spiffe://{self.domain}/ns/default/dc/dc1/svc/{self.caller}".encode()]
-
-    def time_remaining(self) -> float | None:
-        return 5.0
-
-    def set_trailing_metadata(self, _: object) -> None:
-        pass
-
-    def invocation_metadata(self) -> tuple[()]:
-        return ()
-
-    def peer(self) -> str:
-        return "ipv4:127.0.0.1:50000"
-
-    async def abort(self, code: grpc.StatusCode, message: str, **_: Any) -> None:
-        self.aborted = (code, message)
-        raise grpc.aio.AbortError()
 
 
 class Switchable:
