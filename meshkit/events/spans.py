@@ -16,23 +16,18 @@ case goes through the SDK, as before.
 from __future__ import annotations
 
 import contextlib
-import os
-import random
-import re
 from collections.abc import Iterator, Mapping
 
-from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry import propagate, trace
+from opentelemetry.trace import NonRecordingSpan, SpanKind
 
-# A W3C traceparent (version 00) whose sampled flag is off: trace id, parent id, flags.
-_UNSAMPLED = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f][02468ace])")
-_KEPT_FLAGS = TraceFlags.RANDOM_TRACE_ID  # what the SDK keeps of an unsampled parent's flags
-
-
-def _w3c_default() -> bool:
-    names = os.environ.get("OTEL_PROPAGATORS", "tracecontext,baggage")
-    return [n.strip() for n in names.split(",")] == ["tracecontext", "baggage"]
+from meshkit.telemetry.tracing import (
+    child_traceparent,
+    unrecorded_span,
+    unsampled_parent,
+    w3c_default,
+)
 
 
 def _drops_unsampled(tracer: trace.Tracer) -> bool:
@@ -49,35 +44,18 @@ def _drops_unsampled(tracer: trace.Tracer) -> bool:
     )
 
 
-def _child(trace_id: int, flags: int) -> NonRecordingSpan:
-    """A non-recording span of ``trace_id``: the SDK's child of an unsampled parent."""
-    return NonRecordingSpan(
-        SpanContext(
-            trace_id,
-            random.getrandbits(64) or 1,
-            is_remote=False,
-            trace_flags=TraceFlags(flags & _KEPT_FLAGS),
-        )
-    )
-
-
 class EventSpans:
     """Opens the spans of events for ``tracer``, directly where nothing is recorded."""
 
     def __init__(self, tracer: trace.Tracer) -> None:
         self.tracer = tracer
-        self.fast = _drops_unsampled(tracer) and _w3c_default()
+        self.fast = _drops_unsampled(tracer) and w3c_default()
 
     def _unsampled_child(self, carrier: Mapping[str, str]) -> NonRecordingSpan | None:
         """The SDK's span under ``carrier``'s parent when it is one plain unsampled
         ``traceparent`` (and the tracer records nothing under such a parent); else None."""
-        if self.fast and len(carrier) == 1:
-            match = _UNSAMPLED.fullmatch(carrier.get("traceparent", ""))
-            if match is not None:
-                trace_id = int(match[1], 16)
-                if trace_id and int(match[2], 16):
-                    return _child(trace_id, int(match[3], 16))
-        return None
+        parent = unsampled_parent(carrier) if self.fast else None
+        return None if parent is None else unrecorded_span(*parent)
 
     def start(self, name: str, carrier: Mapping[str, str], kind: SpanKind) -> trace.Span:
         """A span whose parent is the one ``carrier`` names, not made current (the caller
@@ -110,13 +88,8 @@ class EventSpans:
         trace context a child of the current span would carry, without making the span,
         when that is not sampled (and the context holds nothing else); None otherwise (the
         caller opens the span through the SDK)."""
-        if not self.fast:
-            return None
         parent = trace.get_current_span().get_span_context()
-        if not parent.is_valid or parent.trace_flags.sampled or parent.trace_state:
+        if not self.fast or not parent.is_valid:
             return None
-        if baggage.get_all():
-            return None
-        flags = parent.trace_flags & _KEPT_FLAGS
-        span_id = random.getrandbits(64) or 1
-        return {"traceparent": f"00-{parent.trace_id:032x}-{span_id:016x}-{flags:02x}"}
+        traceparent = child_traceparent(parent)
+        return None if traceparent is None else {"traceparent": traceparent}

@@ -26,6 +26,7 @@ from meshkit.rpc.deadlines import DeadlinePolicy, outgoing_timeout
 from meshkit.rpc.hedging import HedgedCall
 from meshkit.rpc.resilience import Guard
 from meshkit.telemetry.tracing import (
+    child_traceparent,
     draw_root,
     record_rpc_status,
     recorded_root,
@@ -86,8 +87,7 @@ class ClientCalls:
             if ratio is not None:
                 parent = current_span().get_span_context()
                 if parent.is_valid:
-                    if not (parent.trace_flags.sampled or parent.trace_state or baggage_of()):
-                        traceparent = unrecorded_traceparent(parent)
+                    traceparent = child_traceparent(parent)
                 elif not baggage_of():
                     if draw_root(ratio):
                         root = recorded_root()

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -251,6 +251,16 @@ def unrecorded_traceparent(parent: SpanContext | None = None) -> str:
     else:
         trace_id, flags = parent.trace_id, parent.trace_flags & TraceFlags.RANDOM_TRACE_ID
     return f"00-{trace_id:032x}-{random.getrandbits(64) or 1:016x}-{flags:02x}"
+
+
+def child_traceparent(parent: SpanContext) -> str | None:
+    """The ``traceparent`` of a new child of ``parent`` (a valid span context, current)
+    that would not be recorded, without making it; None when it would be (a sampled
+    parent) or the context carries more than the parent (trace state, baggage): the
+    SDK then makes the span."""
+    if parent.trace_flags.sampled or parent.trace_state or baggage.get_all():
+        return None
+    return unrecorded_traceparent(parent)
 
 
 # A W3C traceparent (version 00) whose sampled flag is off: trace id, parent id, flags.
