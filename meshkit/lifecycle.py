@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -82,5 +83,10 @@ async def registered(
 
 
 def announce_ready(info: dict[str, Any]) -> None:
-    """The one line on stdout that launchers wait for: ``MESH_READY {json}``."""
-    print(READY_PREFIX + json.dumps(info), flush=True)
+    """The one line on stdout that launchers wait for: ``MESH_READY {json}``.
+
+    Written whole, newline included, in one write: ``print`` writes the line and its end
+    separately, and where stdout and stderr share one stream (a container's log) a log
+    line could land between the two, so the launcher never saw the line end."""
+    sys.stdout.write(READY_PREFIX + json.dumps(info) + "\n")
+    sys.stdout.flush()
