@@ -130,12 +130,7 @@ class Outbox:
         messages: list[Outgoing] = []
         for r in rows:
             subject, data, event_id = r["subject"], r["data"], r["event_id"]
-            carrier: Mapping[str, str]
-            try:
-                envelope = self._envelopes.parse(data)
-                carrier, correlation_id = envelope.trace_context, envelope.correlation_id
-            except DecodeError:
-                carrier, correlation_id = {}, ""
+            carrier, correlation_id = self._trace_of(data)
             span = self._spans.start(f"{subject} publish", carrier, SpanKind.PRODUCER)
             if span.is_recording():
                 span.set_attributes(messaging_attributes("send", subject, event_id, correlation_id))
@@ -157,14 +152,18 @@ class Outbox:
                 span.end()
         return results
 
-    async def _publish(self, subject: str, data: bytes, event_id: str) -> None:
-        """Publishes one event under a span that continues the trace of its envelope."""
-        carrier: Mapping[str, str]
+    def _trace_of(self, data: bytes) -> tuple[Mapping[str, str], str]:
+        """The trace context and correlation id of an envelope (none of either for bytes
+        that are not one: published as they are)."""
         try:
             envelope = self._envelopes.parse(data)
-            carrier, correlation_id = envelope.trace_context, envelope.correlation_id
         except DecodeError:
-            carrier, correlation_id = {}, ""
+            return {}, ""
+        return envelope.trace_context, envelope.correlation_id
+
+    async def _publish(self, subject: str, data: bytes, event_id: str) -> None:
+        """Publishes one event under a span that continues the trace of its envelope."""
+        carrier, correlation_id = self._trace_of(data)
         with self._spans.from_carrier(f"{subject} publish", carrier, SpanKind.PRODUCER) as span:
             if span.is_recording():
                 span.set_attributes(messaging_attributes("send", subject, event_id, correlation_id))
