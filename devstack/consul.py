@@ -218,6 +218,20 @@ class ConsulAgent(ChildProcess):
             ]
         return cmd
 
+    def start(self, timeout: float | None = None) -> Self:
+        """Launch and wait until ready. A dev agent on free ports that exits before it is
+        ready starts again on new ones, up to three times: another process may have taken
+        a port between the pick and the agent's bind ("address already in use", with
+        parallel test tiers). A timeout, or a third exit, is raised with its log."""
+        for attempt in range(3):
+            try:
+                return super().start(timeout)
+            except RuntimeError:  # it exited (a TimeoutError is not retried)
+                if attempt == 2 or not (self.use_free_ports and self.mode_args() == ["-dev"]):
+                    raise
+                self._free = ()  # pick anew
+        raise AssertionError("unreachable")
+
     def mode_args(self) -> list[str]:
         """How the agent runs: ``-dev`` (a server of its own, in memory); a cluster's
         servers and client agents say otherwise (devstack.cluster_consul)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 
@@ -10,6 +11,7 @@ import consul as pyconsul
 import pytest
 
 from devstack.consul import ConsulAgent
+from devstack.ports import free_ports
 from devstack.tools import consul_binary
 
 pytestmark = pytest.mark.integration
@@ -70,3 +72,22 @@ def test_register_and_find_through_the_health_api(consul: ConsulAgent) -> None:
         assert nodes == []
     finally:
         c.agent.service.deregister("probe-1")
+
+
+def test_a_dev_agent_that_loses_a_free_port_starts_on_new_ones() -> None:
+    """Parallel tiers pick free ports too: one taken between the pick and the agent's bind
+    makes the agent exit ("address already in use"); it starts again on other ports."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        agent = ConsulAgent()
+        agent._free = (*free_ports(2), taken.getsockname()[1], *free_ports(3))  # DNS: taken
+        agent.start()
+        try:
+            assert agent.dns_port != taken.getsockname()[1]
+            assert agent.get("/v1/status/leader")
+        finally:
+            agent.stop()
+    finally:
+        taken.close()
