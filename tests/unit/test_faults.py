@@ -68,6 +68,34 @@ class Context:
         raise grpc.aio.AbortError()
 
 
+async def _get_stock(request: object, context: object) -> str:
+    return "stock"
+
+
+STOCK = grpc.unary_unary_rpc_method_handler(_get_stock)  # one per method, as a server has
+
+
+async def call_stock(
+    interceptor: MeshServerInterceptor,
+    ctx: Context,
+    method: str = GET_STOCK,
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> grpc.StatusCode:
+    """A call of ``method`` (answered "stock") through ``interceptor``; its status."""
+
+    async def continuation(_: object) -> grpc.RpcMethodHandler:
+        return STOCK
+
+    details = SimpleNamespace(method=method, invocation_metadata=metadata)
+    wrapped = await interceptor.intercept_service(continuation, details)  # type: ignore[arg-type]
+    try:
+        assert await wrapped.unary_unary(object(), ctx) == "stock"
+    except grpc.aio.AbortError:
+        assert ctx.aborted is not None
+        return ctx.aborted[0]
+    return grpc.StatusCode.OK
+
+
 def abort(percentage: float = 100, **kw: Any) -> Fault:
     return Fault("t-abort", "inventory", ABORT, percentage=percentage, **kw)
 
@@ -225,25 +253,10 @@ async def test_without_faults_the_hook_is_not_called(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(MethodFaults, "__call__", hook)
     monkeypatch.setattr(Faults, "injector", injector)
 
-    async def get_stock(request: object, context: object) -> str:
-        return "stock"
-
-    handler = grpc.unary_unary_rpc_method_handler(get_stock)
     interceptor = MeshServerInterceptor(MeshPolicy(), None, lambda: "t.consul")
 
     async def call(method: str = GET_STOCK) -> grpc.StatusCode:
-        async def continuation(_: object) -> grpc.RpcMethodHandler:
-            return handler
-
-        details = SimpleNamespace(method=method, invocation_metadata=())
-        wrapped = await interceptor.intercept_service(continuation, details)  # type: ignore[arg-type]
-        ctx = Context()
-        try:
-            assert await wrapped.unary_unary(object(), ctx) == "stock"
-        except grpc.aio.AbortError:
-            assert ctx.aborted is not None
-            return ctx.aborted[0]
-        return grpc.StatusCode.OK
+        return await call_stock(interceptor, Context(), method)
 
     # No fault: the wrap asks nothing of faults, and no call reaches the hook.
     assert interceptor.faults is None
@@ -306,26 +319,11 @@ async def test_each_call_is_counted_on_its_callers_edge_refused_ones_too() -> No
     """The console's edges: an allowed call, a call denied by intentions, a call refused
     for want of an identity and a faulted call each count under who made them."""
 
-    async def get_stock(request: object, context: object) -> str:
-        return "stock"
-
-    handler = grpc.unary_unary_rpc_method_handler(get_stock)
     metrics = Metrics()
     interceptor = MeshServerInterceptor(MeshPolicy(), OnlyOrder(), lambda: "t.consul", metrics)
 
     async def call(caller: str | None) -> grpc.StatusCode:
-        async def continuation(_: object) -> grpc.RpcMethodHandler:
-            return handler
-
-        details = SimpleNamespace(method=GET_STOCK, invocation_metadata=())
-        wrapped = await interceptor.intercept_service(continuation, details)  # type: ignore[arg-type]
-        ctx = Context(caller)
-        try:
-            assert await wrapped.unary_unary(object(), ctx) == "stock"
-        except grpc.aio.AbortError:
-            assert ctx.aborted is not None
-            return ctx.aborted[0]
-        return grpc.StatusCode.OK
+        return await call_stock(interceptor, Context(caller))
 
     def counted(caller: str, code: str) -> float:
         value = metrics.registry.get_sample_value(

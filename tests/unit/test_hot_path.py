@@ -26,9 +26,10 @@ from meshkit.security.identity import SpiffeId
 from meshkit.telemetry.metrics import Metrics
 from meshkit.telemetry.tracing import RootSampler, ServerSpans, recorded_root
 from tests.unit.test_admission import until
+from tests.unit.test_faults import GET_STOCK
 from tests.unit.test_faults import Context as FaultsContext
+from tests.unit.test_faults import call_stock as call
 
-GET_STOCK = "/shop.inventory.v1.InventoryService/GetStock"
 LIST = "/shop.inventory.v1.InventoryService/ListStock"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -58,32 +59,6 @@ class Switchable:
     def decide(self, caller: SpiffeId, method: str) -> Decision:
         self.asked += 1
         return Decision(self.allow, "allowed" if self.allow else "denied")
-
-
-async def _get_stock(request: object, context: object) -> str:
-    return "stock"
-
-
-HANDLER = grpc.unary_unary_rpc_method_handler(_get_stock)
-
-
-async def call(
-    interceptor: MeshServerInterceptor,
-    ctx: Context,
-    method: str = GET_STOCK,
-    metadata: tuple[tuple[str, str], ...] = (),
-) -> grpc.StatusCode:
-    async def continuation(_: object) -> grpc.RpcMethodHandler:
-        return HANDLER  # one handler per method, as a server's generic handler returns
-
-    details = SimpleNamespace(method=method, invocation_metadata=metadata)
-    wrapped = await interceptor.intercept_service(continuation, details)  # type: ignore[arg-type]
-    try:
-        await wrapped.unary_unary(object(), ctx)
-    except grpc.aio.AbortError:
-        assert ctx.aborted is not None
-        return ctx.aborted[0]
-    return grpc.StatusCode.OK
 
 
 async def test_a_peers_decision_is_kept_until_the_intentions_or_the_trust_domain_change() -> None:
