@@ -39,7 +39,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import grpc
 
@@ -90,8 +90,10 @@ class WrappingServer:
     def __init__(self, server: grpc.aio.Server, interceptor: MeshServerInterceptor) -> None:
         self._server = server
         self._interceptor = interceptor
+        self._inner: list[grpc.GenericRpcHandler] = []
 
     def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        self._inner.extend(handlers)
         self._server.add_generic_rpc_handlers(
             tuple(_Wrapped(h, self._interceptor) for h in handlers)
         )
@@ -99,7 +101,22 @@ class WrappingServer:
     def add_registered_method_handlers(
         self, service: str, handlers: dict[str, grpc.RpcMethodHandler]
     ) -> None:
-        self.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
+        """Served as generic ones, unless a generic handler serves them already (the
+        generated code registers a service both ways): not twice in every lookup."""
+        served = all(self._serves(f"/{service}/{name}") for name in handlers)
+        if not served:
+            self.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, handlers)])
+
+    def _serves(self, method: str) -> bool:
+        details = _Details(method, ())
+        return any(h.service(details) is not None for h in self._inner)
+
+
+class _Details(NamedTuple):
+    """A method's call details, to ask a generic handler whether it serves it."""
+
+    method: str
+    invocation_metadata: tuple[tuple[str, Any], ...]
 
 
 class _Wrapped(grpc.GenericRpcHandler):
