@@ -29,6 +29,7 @@ from typing import Any
 
 import grpc
 
+from meshkit.server import SERVER_OPTIONS
 from services.inventory.servicer import InventoryServicer
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 
@@ -94,7 +95,7 @@ def _add_trailer(context: Any, hop: str, left: float | None, downstream: Any = (
 
 
 async def serve_plain(credentials: grpc.ServerCredentials | None) -> None:
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=SERVER_OPTIONS)  # the mesh's socket options
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(BenchInventory(), server)
     if credentials is None:
         port = server.add_insecure_port("127.0.0.1:0")

@@ -26,6 +26,10 @@ FAULTS_RULES = 'key_prefix "mesh/faults/" { policy = "read" }'
 # The DNS interface's token (DNS SRV discovery, docs/discovery.md): it reads the catalog.
 DNS_POLICY = "mesh-dns-read"
 DNS_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }'
+# How long an instance may take to pass in the catalog: its check runs every second, but
+# on a loaded 2-core machine (three test groups, JVMs starting) the agent's sync to the
+# catalog can lag; a timeout says what Consul knows of it (health_report).
+PASSING_TIMEOUT = 30.0
 
 
 @dataclass
@@ -218,6 +222,12 @@ class ConsulAgent(ChildProcess):
             ]
         return cmd
 
+    def working_dir(self) -> Path | None:
+        # A -dev agent has no data dir, and still loads saved services and checks from
+        # ./services and ./checks where it runs: in its own directory, not the project's
+        # (whose services/ it reported as undecodable service files).
+        return Path(self._tmp.name) if self._tmp is not None else None
+
     def start(self, timeout: float | None = None) -> Self:
         """Launch and wait until ready. A dev agent on free ports that exits before it is
         ready starts again on new ones, up to three times: another process may have taken
@@ -286,7 +296,7 @@ class ConsulAgent(ChildProcess):
         assert isinstance(roots, dict)
         return str(roots["TrustDomain"])
 
-    def wait_passing(self, service: str, count: int = 1, timeout: float = 15.0) -> None:
+    def wait_passing(self, service: str, count: int = 1, timeout: float = PASSING_TIMEOUT) -> None:
         """Wait until Consul reports at least ``count`` passing instances of ``service``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -294,7 +304,29 @@ class ConsulAgent(ChildProcess):
             if isinstance(passing, list) and len(passing) >= count:
                 return
             time.sleep(0.1)
-        raise TimeoutError(f"{service}: fewer than {count} passing instance(s) after {timeout}s")
+        raise TimeoutError(
+            f"{service}: fewer than {count} passing instance(s) after {timeout}s;"
+            f" {self.health_report(service)}"
+        )
+
+    def health_report(self, service: str) -> str:
+        """What Consul knows of ``service``'s instances, for an error message: their checks
+        (status, output) in the catalog, and in the local agent, whose anti-entropy sync
+        puts them in the catalog."""
+
+        def rows(checks: list[dict[str, object]]) -> str:
+            text = [f"{c.get('ServiceID')} {c.get('Status')}: {c.get('Output')}" for c in checks]
+            return "; ".join(text).replace("\n", " ") or "none"
+
+        try:
+            catalog = self.get(f"/v1/health/service/{service}")
+            agent = self.get("/v1/agent/checks")
+        except (OSError, ValueError) as exc:
+            return f"Consul did not answer: {exc}"
+        assert isinstance(catalog, list) and isinstance(agent, dict)
+        in_catalog = [c for e in catalog for c in e["Checks"] if c.get("ServiceID")]
+        in_agent = [c for c in agent.values() if c.get("ServiceName") == service]
+        return f"in the catalog: {rows(in_catalog)}; in the agent: {rows(in_agent)}"
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Self, TypeVar
 
 from devstack.brokers import BrokerServer, broker_server
-from devstack.consul import ConsulAgent
+from devstack.consul import PASSING_TIMEOUT, ConsulAgent
 from devstack.edge import Edge, start_edge
 from devstack.eureka import EurekaServer
 from devstack.intentions import apply_intentions
@@ -301,7 +301,7 @@ class Stack:
         assert self.consul is not None, "Consul is not started"
         return self.consul.trust_domain()
 
-    def wait_passing(self, service: str, count: int = 1, timeout: float = 15.0) -> None:
+    def wait_passing(self, service: str, count: int = 1, timeout: float = PASSING_TIMEOUT) -> None:
         """Until the stack's registry has ``count`` healthy instances of ``service``."""
         if self.discovery == "eureka":
             eureka = self.start_eureka()
@@ -390,7 +390,11 @@ class Stack:
             self.services[proc.name] = proc
         if wait_passing:
             for proc in launched:
-                self.wait_passing(proc.name)
+                try:
+                    self.wait_passing(proc.name)
+                except TimeoutError as exc:  # with what the instance and Consul wrote
+                    agent = self.consul.output_tail(10) if self.consul else ""
+                    raise TimeoutError(f"{exc}{proc.output_tail()}{agent}") from None
         return {proc.name: proc for proc in launched}
 
     def start_edge(self, *gateway_args: str) -> Edge:

@@ -56,10 +56,17 @@ class _Servers:
     names: list[str]
 
 
+# gRPC sets SO_REUSEPORT on a server's socket unless told not to: a second process binding
+# a port already held (an explicit port, or a port freed and picked again) then shares it
+# silently, and the kernel splits connections between the two (grpc/grpc#10755). One
+# process serves each instance here: a taken port is an error ("address in use").
+SERVER_OPTIONS = (("grpc.so_reuseport", 0),)
+
+
 def _build_servers(mesh: Mesh, config: MeshConfig, interceptor: MeshServerInterceptor) -> _Servers:
     # Every method behind the interceptor's wrap, registered so (not through grpc's
     # interceptor chain, which costs two coroutines per call).
-    server = grpc.aio.server()
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     wrapping = WrappingServer(server, interceptor)
     health_servicer = health.aio.HealthServicer()
     names = [d.full_name for d, _ in mesh.services]
@@ -79,7 +86,7 @@ def _build_servers(mesh: Mesh, config: MeshConfig, interceptor: MeshServerInterc
         port = server.add_secure_port(address, mesh.certificates.server_credentials())
     # Consul's checker presents no client certificate: health alone, plaintext, loopback
     # (or ``health_host``: in a pod, its IP, for the kubelet's gRPC probes).
-    health_server = grpc.aio.server()
+    health_server = grpc.aio.server(options=SERVER_OPTIONS)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
     health_port = health_server.add_insecure_port(f"{config.health_host}:{config.health_port}")
     return _Servers(server, health_server, health_servicer, port, health_port, names)

@@ -32,7 +32,6 @@ __all__ = [
     "StackFactory",
     "mesh_config",
     "start_consul",
-    "wait_passing",
 ]
 
 
@@ -61,10 +60,6 @@ def nats_server(session_stack: Stack) -> NatsServer:
 def consul(session_stack: Stack) -> ConsulAgent:
     """A real Consul dev agent (Connect on, the mesh CA as its root) for the whole session."""
     return session_stack.start_consul()
-
-
-def wait_passing(consul: ConsulAgent, service: str, count: int = 1, timeout: float = 15.0) -> None:
-    consul.wait_passing(service, count, timeout)
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,27 @@ def test_register_and_find_through_the_health_api(consul: ConsulAgent) -> None:
         c.agent.service.deregister("probe-1")
 
 
+def test_waiting_for_a_passing_instance_that_never_passes_names_its_check(
+    consul: ConsulAgent,
+) -> None:
+    """A timeout in ``wait_passing`` says what Consul knows: each instance's check, its
+    status and its output, in the catalog and in the agent."""
+    c = pyconsul.Consul(host="127.0.0.1", port=consul.http_port)
+    c.token = consul.service_token("stuck")
+    c.agent.service.register(
+        "stuck", service_id="stuck-1", port=40002, check=pyconsul.Check.ttl("30s")
+    )
+    try:
+        c.agent.check.ttl_fail("service:stuck-1", notes="the probe says no")
+        with pytest.raises(TimeoutError) as raised:
+            consul.wait_passing("stuck", timeout=0.5)
+        message = str(raised.value)
+        assert "stuck: fewer than 1 passing instance(s)" in message
+        assert "in the agent: stuck-1 critical: the probe says no" in message
+    finally:
+        c.agent.service.deregister("stuck-1")
+
+
 def test_a_dev_agent_that_loses_a_free_port_starts_on_new_ones() -> None:
     """Parallel tiers pick free ports too: one taken between the pick and the agent's bind
     makes the agent exit ("address already in use"); it starts again on other ports."""

@@ -32,7 +32,7 @@ from meshkit.events.nats import credential_options
 from shop.events.v1 import events_pb2
 from shop.events.v1.envelope_pb2 import EventEnvelope
 from shop.order.v1 import order_pb2 as pb
-from tests.conftest import DOMAIN_SERVICES, Launcher, mesh_config, start_consul, wait_passing
+from tests.conftest import DOMAIN_SERVICES, Launcher, mesh_config, start_consul
 from tests.support import crash_before_publish
 from tests.support.order_flow import (
     CONFIRMED_HISTORY,
@@ -75,7 +75,7 @@ class Stack:
     def start(self, name: str, env: dict[str, str] | None = None) -> None:
         base = {"SHOP_ORDER_SAGA_TIMEOUT": str(SAGA_TIMEOUT)} if name == "order" else {}
         self.launcher.start(name, env={**base, **(env or {})})
-        wait_passing(self.consul, name)
+        self.consul.wait_passing(name)
 
     def start_wrapped(self, name: str, module: str, *args: str) -> ServiceProcess:
         """An instance of ``name`` run by ``module`` (a test's fault wrapper, in
@@ -251,7 +251,7 @@ async def test_a_crash_between_commit_and_publish_loses_nothing(
         proc.stop()
     crashing = stack.start_wrapped("order", "tests.support.crash_before_publish")
     try:
-        wait_passing(stack.consul, "order")
+        stack.consul.wait_passing("order")
         await orders.reachable()
         request = order_request()
         with contextlib.suppress(grpc.aio.AioRpcError):  # the crash may beat the answer
