@@ -12,7 +12,7 @@ import pytest
 from devstack.consul import ConsulAgent
 from devstack.services import ServiceProcess
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
-from tests.conftest import Launcher, wait_passing
+from tests.conftest import Launcher
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ async def test_two_instances_share_traffic_and_a_killed_one_is_dropped_within_se
 ) -> None:
     first = services["inventory"]
     second = launcher.start("inventory")
-    wait_passing(consul, "inventory", count=2)
+    consul.wait_passing("inventory", count=2)
     ids = {first.info["instance_id"], second.info["instance_id"]}
 
     mesh = await mesh_as("order")
@@ -94,7 +94,7 @@ async def test_graceful_stop_deregisters_and_loses_no_call(
 ) -> None:
     survivor = services["inventory"].info["instance_id"]
     extra = launcher.start("inventory")
-    wait_passing(consul, "inventory", count=2)
+    consul.wait_passing("inventory", count=2)
     mesh = await mesh_as("order")
     stub = mesh.stub(inventory_pb2_grpc.InventoryServiceStub, "inventory")
     await mesh.discovery.ready()
