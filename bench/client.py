@@ -4,6 +4,7 @@ them, with latencies measured per call.
     python -m bench.client unary --kind insecure|tls|mesh ...   GetStock, closed loop or paced
     python -m bench.client deadline ...                           one call; the hops' time left
     python -m bench.client orders ...                             PlaceOrder through the saga
+    python -m bench.client orders --ghz '[...]' ...               ghz places, the client follows
 
 ``--kind mesh`` opens the mesh as the identity ``--identity`` (Consul-resolved round-robin
 channel, the client interceptors); ``tls`` is a plain secure channel with a leaf from
@@ -236,6 +237,9 @@ class FinalEvents:
     waiting: set[str] = field(default_factory=set)  # placed, not final yet
     all_placed: asyncio.Event = field(default_factory=asyncio.Event)
     all_final: asyncio.Event = field(default_factory=asyncio.Event)
+    # Orders placed by ghz: their ids are not known, only how many; all final once that
+    # many final events were seen.
+    expected: int | None = None
 
     def reached(self, data: bytes, when: float) -> None:
         """An OrderConfirmed/OrderCancelled envelope (``data``) seen at ``when``."""
@@ -245,8 +249,19 @@ class FinalEvents:
         outcome = envelope.event_type.rsplit(".", 1)[-1]
         self.final.setdefault(envelope.correlation_id, (when, outcome))
         self.waiting.discard(envelope.correlation_id)
-        if self.all_placed.is_set() and not self.waiting:
-            self.all_final.set()
+        self._check()
+
+    def expect(self, count: int) -> None:
+        self.expected = count
+        self.all_placed.set()
+        self._check()
+
+    def _check(self) -> None:
+        if not self.all_placed.is_set():
+            return
+        if self.waiting if self.expected is None else len(self.final) < self.expected:
+            return
+        self.all_final.set()
 
 
 async def measure_orders(
@@ -310,6 +325,47 @@ async def measure_orders(
     }
 
 
+async def placed_by_ghz(cmd: list[str], events: FinalEvents, settle: float) -> dict[str, Any]:
+    """Orders placed by ghz (``cmd``: its command line), followed to their final events.
+
+    ghz spends a small part of the CPU this client would, on a machine the services
+    share. Its orders' ids are not known here: every final event seen from its start is
+    one of them (the caller places no other order meanwhile). Their PlaceOrder -> CONFIRMED
+    times are not known either (the fixed-rate run measures those)."""
+    from bench.load import ghz_report
+
+    events.final.clear()
+    start = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    placing = time.perf_counter() - start
+    calls = ghz_report(proc.returncode or 0, out.decode(), err.decode())
+    events.expect(calls["ok"])
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(events.all_final.wait(), settle)
+    ends = [t for t, _ in events.final.values()]
+    span = (max(ends) - start) if ends else 0.0
+    outcomes = Counter(outcome for _, outcome in events.final.values())
+    return {
+        "placed": calls["ok"],
+        "place_errors": calls["errors"],
+        "place_error_codes": calls["error_codes"],
+        "place_qps": calls["ok"] / placing if placing > 0 else 0.0,
+        "place_p50_ms": calls["p50_ms"],
+        "place_p99_ms": calls["p99_ms"],
+        "final": len(events.final),
+        "confirmed": outcomes.get("OrderConfirmed", 0),
+        "cancelled": outcomes.get("OrderCancelled", 0),
+        "unfinished": calls["ok"] - len(events.final),
+        "final_per_s": len(events.final) / span if span > 0 else 0.0,
+        "span_s": span,
+        "confirm": summarize([]),
+        "placed_by": "ghz",
+    }
+
+
 async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     """Orders placed at ``--rate`` (or by ``--concurrency`` callers), each followed to its
     final state by the saga's own final events on the broker (a plain NATS subscription:
@@ -328,11 +384,15 @@ async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
     nc = await nats.connect(a.nats, **credential_options(a.nats_creds, "observer"))
     await nc.subscribe("shop.events.v1.OrderConfirmed", cb=on_final)
     await nc.subscribe("shop.events.v1.OrderCancelled", cb=on_final)
-    mesh, _ = await open_mesh(identity_config(Path(a.state_dir), a.identity, a.consul))
     try:
-        return await measure_orders(mesh, a, events, warmup_pause=0.5)
+        if a.ghz:
+            return await placed_by_ghz(json.loads(a.ghz), events, a.settle)
+        mesh, _ = await open_mesh(identity_config(Path(a.state_dir), a.identity, a.consul))
+        try:
+            return await measure_orders(mesh, a, events, warmup_pause=0.5)
+        finally:
+            await mesh.close()
     finally:
-        await mesh.close()
         await nc.close()
 
 
@@ -358,6 +418,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--failures", action="store_true", help="unary: list each failed call")
     p.add_argument(
         "--nats-creds", type=Path, help="orders: the nkey seed of an identity that may read them"
+    )
+    p.add_argument(
+        "--ghz", help="orders: ghz's command line (JSON) places them; this client only follows"
     )
     p.add_argument("--handshake", action="store_true")
     a = p.parse_args(argv)

@@ -45,7 +45,7 @@ def cpu_of(pids: Sequence[int]) -> float:
     return sum(cpu_seconds(p) for p in pids)
 
 
-def ghz(
+def ghz_command(
     target: Target,
     protoset: Path,
     call: str,
@@ -56,26 +56,25 @@ def ghz(
     connections: int = 1,
     cpus: int = 1,
     timeout: float | None = None,
-    max_duration: float = 120.0,
-) -> dict[str, Any]:
-    """One ghz run; QPS and latency percentiles (ms) of the calls that succeeded.
-
-    ``max_duration`` bounds the run from outside: ghz v0.120.0 ignores ``--total`` when
-    given its own ``--max-duration``."""
+    data: dict[str, Any] | None = None,
+) -> list[str]:
+    """ghz's command line for one run (its report: JSON on stdout). ``data``: the request
+    as JSON, where ghz's template functions apply (``{{newUUID}}``); by default GetStock's,
+    with templates off."""
     cmd = [
         go_tool("ghz"),
         "--protoset", str(protoset),
         "--call", call,
-        "--data", json.dumps({"sku": SKU}),
+        "--data", json.dumps(data if data is not None else {"sku": SKU}),
         "--concurrency", str(concurrency),
         "--total", str(total),
         "--connections", str(connections),
         "--cpus", str(cpus),
         "--timeout", f"{timeout or call_timeout():g}s",
         "--format", "json",
-        "--disable-template-functions",
-        "--disable-template-data",
     ]  # fmt: skip
+    if data is None:
+        cmd += ["--disable-template-functions", "--disable-template-data"]
     if rps:
         cmd += ["--rps", str(round(rps))]
     if target.kind == "insecure":
@@ -89,13 +88,29 @@ def ghz(
             "--cname", authority(target.service),
         ]  # fmt: skip
     cmd.append(target.address)
+    return cmd
+
+
+def ghz(
+    target: Target, protoset: Path, call: str, *, max_duration: float = 120.0, **kwargs: Any
+) -> dict[str, Any]:
+    """One ghz run (``ghz_command``'s arguments); QPS and latency percentiles (ms) of the
+    calls that succeeded.
+
+    ``max_duration`` bounds the run from outside: ghz v0.120.0 ignores ``--total`` when
+    given its own ``--max-duration``."""
+    cmd = ghz_command(target, protoset, call, **kwargs)
     out = subprocess.run(
         dying_with_parent(cmd), capture_output=True, text=True, timeout=max_duration, check=False
     )
-    if out.returncode != 0 and not out.stdout.strip():
-        raise RuntimeError(f"ghz failed ({out.returncode}): {out.stderr.strip()[-500:]}")
-    report = json.loads(out.stdout)
-    return ghz_summary(report)
+    return ghz_report(out.returncode, out.stdout, out.stderr)
+
+
+def ghz_report(returncode: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """The summary of a finished ghz run from its output."""
+    if returncode != 0 and not stdout.strip():
+        raise RuntimeError(f"ghz failed ({returncode}): {stderr.strip()[-500:]}")
+    return ghz_summary(json.loads(stdout))
 
 
 def ghz_summary(report: dict[str, Any]) -> dict[str, Any]:

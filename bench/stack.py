@@ -16,11 +16,13 @@ from devstack.consul import ConsulAgent
 from devstack.stack import Stack as DevStack
 from meshkit.tools.certs import main as certs_cli
 from shop.inventory.v1 import inventory_pb2
+from shop.order.v1 import order_pb2
 
 # The identities bench.client's mesh runs take (--identity; chain's hops as order).
 CLIENT_IDENTITIES = ("operator", "order")
 INVENTORY_SERVICE = "shop.inventory.v1.InventoryService"
 GET_STOCK = f"{INVENTORY_SERVICE}/GetStock"
+PLACE_ORDER = "shop.order.v1.OrderService/PlaceOrder"
 
 
 class Stack(DevStack):
@@ -63,8 +65,9 @@ class Stack(DevStack):
         return out
 
     def protoset(self) -> Path:
-        """InventoryService's descriptors with their imports, for ghz (no reflection needed)."""
-        path = self.state / "inventory.protoset"
+        """InventoryService's and OrderService's descriptors with their imports, for ghz
+        (no reflection needed)."""
+        path = self.state / "services.protoset"
         if not path.exists():
             files: dict[str, FileDescriptor] = {}
 
@@ -76,6 +79,7 @@ class Stack(DevStack):
                 files[fd.name] = fd
 
             add(inventory_pb2.DESCRIPTOR)
+            add(order_pb2.DESCRIPTOR)
             fds = descriptor_pb2.FileDescriptorSet()
             for fd in files.values():
                 fd.CopyToProto(fds.file.add())
