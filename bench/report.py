@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -209,6 +210,30 @@ def machine_info() -> dict[str, Any]:
         "grpcio": grpc.__version__,
         "kernel": platform.release(),
     }
+
+
+def speed_probe() -> float:
+    """Milliseconds for a fixed piece of pure-Python work (the median of 5): on a shared
+    virtual machine the same code runs faster or slower from one hour to the next, and
+    every figure of a section moves with it."""
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        x = 0
+        for i in range(200_000):
+            x += i * i % 7
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000.0
+
+
+def steal_ticks() -> tuple[int, int]:
+    """(stolen, total) CPU ticks of the machine so far (/proc/stat): time the hypervisor
+    gave the virtual CPUs to someone else."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
 
 
 def write_json(report: Report, directory: Path, machine: dict[str, Any]) -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 
 from bench import chain, failover, orders, overhead, scaling
 from bench.profiles import PROFILES, Profile
-from bench.report import Report, finish, machine_info
+from bench.report import Report, finish, machine_info, speed_probe, steal_ticks
 from bench.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -69,6 +69,7 @@ def run(
             name, section = SECTIONS[key]
             began = time.monotonic()
             print(f"bench: section {key} ({name}) ...", file=sys.stderr, flush=True)
+            probe, (stolen, ticks) = speed_probe(), steal_ticks()
             try:
                 report.raw[name] = section(stack, profile, report)
             except Exception as exc:  # the other sections still run; the exit code says it
@@ -76,7 +77,22 @@ def run(
                 report.errors[name] = f"{type(exc).__name__}: {exc}"
             took = time.monotonic() - began
             report.raw.setdefault("seconds", {})[name] = took
-            print(f"bench: section {key} ({name}) took {took:.1f} s", file=sys.stderr, flush=True)
+            # How fast the machine was around the section: figures of two runs compare only
+            # as well as their machines did.
+            stolen_after, ticks_after = steal_ticks()
+            speed = {
+                "probe_ms_before": probe,
+                "probe_ms_after": speed_probe(),
+                "steal_pct": 100.0 * (stolen_after - stolen) / max(ticks_after - ticks, 1),
+            }
+            report.raw.setdefault("machine_speed", {})[name] = speed
+            print(
+                f"bench: section {key} ({name}) took {took:.1f} s; speed probe"
+                f" {speed['probe_ms_before']:.1f} -> {speed['probe_ms_after']:.1f} ms,"
+                f" steal {speed['steal_pct']:.1f} %",
+                file=sys.stderr,
+                flush=True,
+            )
         if keep:
             print(f"bench: state kept in {stack.state}", file=sys.stderr)
     finish(report, out, machine, t0)
