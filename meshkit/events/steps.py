@@ -80,14 +80,7 @@ class StepLedger:
         """The step is DONE at once (``remember`` then ``finish`` in one statement, for a
         step that needs nothing kept); False if the flow has the step already (or its
         tombstone), which is kept as it is."""
-        now = now_micros()
-        async with self._db.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO mesh_saga_steps VALUES (?, ?, ?, 'null', ?, ?)"
-                " ON CONFLICT (flow_id, step) DO NOTHING",
-                (flow_id, self.step, DONE, now, now),
-            )
-            return cur.rowcount == 1
+        return await self._leave(flow_id, DONE)
 
     async def get(self, flow_id: str) -> Step | None:
         """The step of ``flow_id``, read in the caller's transaction (its own writes seen)."""
@@ -115,16 +108,20 @@ class StepLedger:
     async def cancel(self, flow_id: str) -> bool:
         """A PENDING step is CANCELLED, or a CANCELLED tombstone is left if the flow has no
         such step yet; False if the step was DONE or CANCELLED already (left as it is)."""
+        async with self._db.transaction():
+            return await self._leave(flow_id, CANCELLED) or await self._close(flow_id, CANCELLED)
+
+    async def _leave(self, flow_id: str, status: str) -> bool:
+        """The step, with nothing kept, in ``status`` if the flow has no such step yet;
+        False if it has one (left as it is)."""
         now = now_micros()
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "INSERT INTO mesh_saga_steps VALUES (?, ?, ?, 'null', ?, ?)"
                 " ON CONFLICT (flow_id, step) DO NOTHING",
-                (flow_id, self.step, CANCELLED, now, now),
+                (flow_id, self.step, status, now, now),
             )
-            if cur.rowcount == 1:
-                return True
-            return await self._close(flow_id, CANCELLED)
+            return cur.rowcount == 1
 
     async def _close(self, flow_id: str, status: str) -> bool:
         async with self._db.transaction() as conn:
