@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
@@ -313,30 +313,19 @@ class Events:
         self._tasks.clear()
 
 
+@dataclass(slots=True)
 class _Outcome:
     """What one event's handling tells the broker (ack, or nak with a delay) and counts,
     once the transaction it ran in has committed."""
 
-    __slots__ = ("delay", "delivery", "event_type", "metrics", "reason", "result", "seconds")
-
-    def __init__(
-        self,
-        delivery: Delivery,
-        metrics: Metrics | None,
-        event_type: str,
-        result: str,  # ok | duplicate | retry | dropped | rejected
-        reason: str = "",
-        *,
-        seconds: float = 0.0,
-        delay: float = 0.0,
-    ) -> None:
-        self.delivery = delivery
-        self.metrics = metrics
-        self.event_type = event_type
-        self.result = result
-        self.reason = reason
-        self.seconds = seconds
-        self.delay = delay
+    delivery: Delivery
+    metrics: Metrics | None
+    event_type: str
+    result: str  # ok | duplicate | retry | dropped | rejected
+    reason: str = ""
+    _: KW_ONLY
+    seconds: float = 0.0
+    delay: float = 0.0
 
     async def settle(self) -> None:
         metrics, result = self.metrics, self.result
