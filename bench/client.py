@@ -257,11 +257,9 @@ class FinalEvents:
         self._check()
 
     def _check(self) -> None:
-        if not self.all_placed.is_set():
-            return
-        if self.waiting if self.expected is None else len(self.final) < self.expected:
-            return
-        self.all_final.set()
+        done = not self.waiting if self.expected is None else len(self.final) >= self.expected
+        if self.all_placed.is_set() and done:
+            self.all_final.set()
 
 
 async def measure_orders(
@@ -301,25 +299,38 @@ async def measure_orders(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(events.all_final.wait(), a.settle)
     mine = {o: final[o] for o in placed if o in final}
-    ends = [t for t, _ in mine.values()]
-    span = (max(ends) - start) if ends else 0.0
-    outcomes = Counter(outcome for _, outcome in mine.values())
     to_confirmed = [
         (t - placed[o]) * 1000.0 for o, (t, outcome) in mine.items() if outcome == "OrderConfirmed"
     ]
     result = calls.result(placing, time.process_time() - cpu)
+    return order_figures(len(placed), result, mine, start, to_confirmed)
+
+
+def order_figures(
+    placed: int,
+    calls: dict[str, Any],
+    final: dict[str, tuple[float, str]],
+    start: float,
+    to_confirmed: list[float],
+) -> dict[str, Any]:
+    """The figures of a run that placed ``placed`` orders from ``start``: its PlaceOrder
+    calls (``calls``: ok, errors, qps, percentiles), the final event each of them reached
+    (``final``: id -> (when, outcome)) and the PlaceOrder -> CONFIRMED times known."""
+    ends = [t for t, _ in final.values()]
+    span = (max(ends) - start) if ends else 0.0
+    outcomes = Counter(outcome for _, outcome in final.values())
     return {
-        "placed": len(placed),
-        "place_errors": result["errors"],
-        "place_error_codes": result["error_codes"],
-        "place_qps": result["qps"],
-        "place_p50_ms": result["p50_ms"],
-        "place_p99_ms": result["p99_ms"],
-        "final": len(mine),
+        "placed": placed,
+        "place_errors": calls["errors"],
+        "place_error_codes": calls["error_codes"],
+        "place_qps": calls["qps"],
+        "place_p50_ms": calls["p50_ms"],
+        "place_p99_ms": calls["p99_ms"],
+        "final": len(final),
         "confirmed": outcomes.get("OrderConfirmed", 0),
         "cancelled": outcomes.get("OrderCancelled", 0),
-        "unfinished": len(placed) - len(mine),
-        "final_per_s": len(mine) / span if span > 0 else 0.0,
+        "unfinished": placed - len(final),
+        "final_per_s": len(final) / span if span > 0 else 0.0,
         "span_s": span,
         "confirm": summarize(to_confirmed),
     }
@@ -345,25 +356,9 @@ async def placed_by_ghz(cmd: list[str], events: FinalEvents, settle: float) -> d
     events.expect(calls["ok"])
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(events.all_final.wait(), settle)
-    ends = [t for t, _ in events.final.values()]
-    span = (max(ends) - start) if ends else 0.0
-    outcomes = Counter(outcome for _, outcome in events.final.values())
-    return {
-        "placed": calls["ok"],
-        "place_errors": calls["errors"],
-        "place_error_codes": calls["error_codes"],
-        "place_qps": calls["ok"] / placing if placing > 0 else 0.0,
-        "place_p50_ms": calls["p50_ms"],
-        "place_p99_ms": calls["p99_ms"],
-        "final": len(events.final),
-        "confirmed": outcomes.get("OrderConfirmed", 0),
-        "cancelled": outcomes.get("OrderCancelled", 0),
-        "unfinished": calls["ok"] - len(events.final),
-        "final_per_s": len(events.final) / span if span > 0 else 0.0,
-        "span_s": span,
-        "confirm": summarize([]),
-        "placed_by": "ghz",
-    }
+    # Its QPS over the whole run, as the Python client's is.
+    calls = {**calls, "qps": calls["ok"] / placing if placing > 0 else 0.0}
+    return {**order_figures(calls["ok"], calls, events.final, start, []), "placed_by": "ghz"}
 
 
 async def run_orders(a: argparse.Namespace) -> dict[str, Any]:
