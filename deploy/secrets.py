@@ -32,7 +32,7 @@ import yaml
 
 from devstack.nats import ADMIN, public_key, service_permissions
 from meshkit.config import DEFAULT_MESH_FILE, MeshPolicy
-from meshkit.security.certificates import consul_ca_config, create_ca
+from meshkit.security.pki import consul_ca_config, create_ca
 from meshkit.security.secrets import write_secret
 
 ROOT = Path(__file__).resolve().parent.parent

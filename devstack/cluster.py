@@ -53,7 +53,7 @@ from devstack.signer import new_ca, start_signer
 from devstack.stack import DOMAIN_SERVICES, mesh_config
 from devstack.tools import ROOT
 from meshkit.config import MeshConfig
-from meshkit.security.certificates import consul_ca_config
+from meshkit.security.pki import consul_ca_config
 
 GATEWAY = "gateway"
 STREAM_REPLICAS = 3  # the event stream's (R3: one server may fail, a majority remains)

@@ -16,7 +16,7 @@ from typing import ClassVar, Self
 from devstack.ports import free_ports
 from devstack.process import ChildProcess
 from devstack.tools import ROOT, consul_binary
-from meshkit.security.certificates import CA
+from meshkit.security.pki import CA
 from meshkit.security.secrets import write_secret
 
 DEV_CONFIG = ROOT / "infra" / "consul" / "dev.hcl"
@@ -332,7 +332,7 @@ class ConsulAgent(ChildProcess):
 def main() -> None:
     """``make consul``: the dev agent on its default ports, the mesh CA as Connect root."""
     from devstack.signer import new_ca
-    from meshkit.security.certificates import consul_ca_config
+    from meshkit.security.pki import consul_ca_config
 
     state = ROOT / ".state"
     ca = new_ca(state)  # in memory; its public root in .state/ca/ca.pem

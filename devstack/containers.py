@@ -48,7 +48,8 @@ from devstack.services import READY, Launcher, ServiceProcess
 from devstack.signer import SignerProcess
 from devstack.stack import Stack
 from devstack.tools import ROOT, consul_binary, hydra_binary
-from meshkit.security.certificates import CA_CERT, consul_ca_config
+from meshkit.security.certificates import CA_CERT
+from meshkit.security.pki import consul_ca_config
 from meshkit.security.signer import READY as SIGNER_READY
 from meshkit.security.signer import public_ca_dir
 

@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 from devstack.consul import ConsulAgent
 from devstack.process import ReadyLineProcess
 from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
-from meshkit.security.certificates import CA, CA_CERT, CA_KEY, create_ca
+from meshkit.security.certificates import CA_CERT
+from meshkit.security.pki import CA, CA_KEY, create_ca
 from meshkit.security.signer import READY, dev_identity, public_ca_dir
 
 _CAS: dict[Path, CA] = {}  # the CA of each state dir's stack, in this process's memory

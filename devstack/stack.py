@@ -35,7 +35,7 @@ from devstack.process import ChildProcess
 from devstack.services import NO_NATS, Launcher, ServiceProcess
 from devstack.signer import new_ca, start_signer
 from meshkit.config import DEFAULT_MESH_FILE, MeshConfig, MeshPolicy
-from meshkit.security.certificates import CA, consul_ca_config
+from meshkit.security.pki import CA, consul_ca_config
 
 # make run's ports (the README's grpcurl calls use them); order last: it calls inventory.
 SERVICE_PORTS = {"inventory": 50052, "payment": 50053, "shipping": 50054, "order": 50051}

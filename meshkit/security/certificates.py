@@ -3,16 +3,17 @@
 Consul's Connect leaf certificates carry only a SPIFFE URI SAN, and gRPC clients (Python,
 Go) insist on a DNS or IP SAN for the server's hostname check. So the mesh keeps a CA of
 its own that is *also* Consul's Connect CA root (``ca_config`` with
-``PrivateKey``/``RootCert``, see :func:`consul_ca_config`), and each service gets a leaf
+``PrivateKey``/``RootCert``, see ``pki.consul_ca_config``), and each service gets a leaf
 with both: DNS/IP SANs for gRPC, the SPIFFE URI in Consul's trust domain for identity.
 Any Connect workload holding a Consul leaf chains to the same root, so it can call the
 services (subject to intentions), and the services trust exactly Consul's roots.
 
 The CA key is held by one process, the signer (``meshkit.security.signer``; devstack keeps
-the CA in ``.state/signer/``, 0700). A workload makes its own key and sends a CSR with
-its Consul ACL token (:class:`SignerClient`); the signer signs only for the service the
-token holds. :func:`issue_leaf` (key and signature in one place) is for the signer itself
-and for tests that act as devstack.
+the CA in ``.state/signer/``, 0700; the CA's code is ``meshkit.security.pki``). A workload
+makes its own key and sends a CSR with its Consul ACL token (:class:`SignerClient`); the
+signer signs only for the service the token holds. The key, the CSR and the reading of
+the signer's answer are made in a child process (``meshkit.security.keypair``): this
+module, the workload's side, never loads ``cryptography``.
 
 Leaves are short-lived and re-issued at two thirds of their life or when Consul's roots or
 trust domain change; servers pick the new one up on the next handshake, clients rebuild
@@ -24,112 +25,34 @@ their channels (see :meth:`Certificates.subscribe`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-import ipaddress
+import json
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import consul.aio
 import grpc
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from meshkit.consul import Watch, blocking_get
-from meshkit.security.identity import SpiffeId, identity_of
-from meshkit.security.secrets import write_secret
+from meshkit.security.identity import NoIdentity, SpiffeId, spiffe_id_among
 
 log = logging.getLogger("mesh.certificates")
 
 CA_CERT = "ca.pem"
-CA_KEY = "ca.key"
-
-
-@dataclass(frozen=True)
-class CA:
-    key: ec.EllipticCurvePrivateKey
-    cert: x509.Certificate
-
-    @property
-    def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def key_pem(self) -> bytes:
-        return _key_pem(self.key)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+# The key helper, run as a script: ``-I`` keeps the environment and the script's own
+# directory out of its import path.
+_KEYPAIR = (sys.executable, "-I", str(Path(__file__).with_name("keypair.py")))
+# How long the key helper may take to start and answer, on a loaded machine.
+_KEYPAIR_TIMEOUT = 30.0
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def create_ca(common_name: str = "meshkit-shop dev CA", days: int = 3650) -> CA:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return CA(key, cert)
-
-
-def load_or_create_ca(ca_dir: Path) -> CA:
-    """The CA in ``ca_dir``, created on first use (key file mode 0600)."""
-    cert_path, key_path = ca_dir / CA_CERT, ca_dir / CA_KEY
-    if cert_path.exists() and key_path.exists():
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return CA(key, x509.load_pem_x509_certificate(cert_path.read_bytes()))
-    ca = create_ca()
-    write_secret(key_path, ca.key_pem)  # 0600 from the start; creates ca_dir 0700
-    cert_path.write_bytes(ca.cert_pem)
-    return ca
-
-
-def consul_ca_config(ca: CA) -> dict[str, object]:
-    """Agent config that makes ``ca`` the root of Consul's built-in Connect CA."""
-    return {
-        "connect": {
-            "enabled": True,
-            "ca_provider": "consul",
-            "ca_config": {"private_key": ca.key_pem.decode(), "root_cert": ca.cert_pem.decode()},
-        }
-    }
 
 
 @dataclass(frozen=True)
@@ -140,69 +63,6 @@ class Leaf:
     cert_pem: bytes
     identity: SpiffeId
     not_after: dt.datetime
-
-
-def issue_leaf(
-    ca: CA, identity: SpiffeId, dns_names: list[str], ttl: float, ips: list[str] | None = None
-) -> Leaf:
-    """A key and a leaf for it, signed here with ``ca``: what the signer does for a CSR
-    (:func:`sign_leaf`), for the signer's own server certificate and for tests only."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert_pem, not_after = sign_leaf(ca, key.public_key(), identity, dns_names, ttl, ips)
-    return Leaf(_key_pem(key), cert_pem, identity, not_after)
-
-
-def sign_leaf(
-    ca: CA,
-    public_key: ec.EllipticCurvePublicKey,
-    identity: SpiffeId,
-    dns_names: list[str],
-    ttl: float,
-    ips: list[str] | None = None,
-) -> tuple[bytes, dt.datetime]:
-    """A leaf (PEM) for ``public_key``, for server and client use, with the SPIFFE URI and
-    DNS/IP SANs; and its expiry."""
-    now = _now()
-    not_after = now + dt.timedelta(seconds=ttl)
-    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
-    sans += [x509.DNSName(n) for n in dns_names]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips or ["127.0.0.1", "::1"]]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, identity.service)]))
-        .issuer_name(ca.cert.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_encipherment=False,
-                key_agreement=True,
-                content_commitment=False,
-                data_encipherment=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.SubjectAlternativeName(sans), critical=True)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
-        )
-        .sign(ca.key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), not_after
 
 
 def service_dns_names(service: str) -> list[str]:
@@ -231,35 +91,13 @@ class Roots:
         return cls(str(body["TrustDomain"]), "".join(pems).encode())
 
 
-def make_csr(service: str) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
-    """A fresh key and a CSR (PEM) asking for ``service``'s identity (its common name)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, service)]))
-        .sign(key, hashes.SHA256())
-    )
-    return key, csr.public_bytes(serialization.Encoding.PEM)
-
-
 class SignerError(RuntimeError):
-    """The signer refused a CSR (``status`` is its HTTP status) or could not be reached."""
+    """The signer refused a CSR (``status`` is its HTTP status), could not be reached, or
+    answered with a leaf this workload cannot use."""
 
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
-
-
-def chains_to(cert_pem: bytes, roots_pem: bytes) -> bool:
-    """Whether ``cert_pem`` is signed directly by one of the certificates in ``roots_pem``."""
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    for root in x509.load_pem_x509_certificates(roots_pem):
-        try:
-            cert.verify_directly_issued_by(root)
-            return True
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-    return False
 
 
 @dataclass(frozen=True)
@@ -272,14 +110,33 @@ class SignerClient:
     token: str
 
     async def sign(self, service: str, ttl: float, roots_pem: bytes) -> Leaf:
+        """A new key and a leaf for it, issued by one of ``roots_pem`` to ``service``'s
+        identity; SignerError if the signer refuses or answers with anything else."""
+        async with _Keypair() as keypair:
+            csr = (await keypair.ask({"service": service}))["csr"]
+            cert = await self._post(service, {"csr": csr, "ttl": ttl}, roots_pem)
+            facts = await keypair.ask({"cert": cert, "roots": roots_pem.decode()})
+        if not facts["issued_by_root"]:
+            raise SignerError(
+                f"the signer's leaf for {service} is not issued by Consul's Connect CA root: "
+                "start Consul with the config from meshkit.security.pki.consul_ca_config "
+                "(devstack does)"
+            )
+        try:
+            identity = spiffe_id_among([str(u).encode() for u in facts["uris"]])
+        except NoIdentity as exc:
+            raise SignerError(f"the signer's leaf for {service} has no identity: {exc}") from exc
+        not_after = dt.datetime.fromisoformat(facts["not_after"])
+        return Leaf(str(facts["key"]).encode(), cert.encode(), identity, not_after)
+
+    async def _post(self, service: str, body: dict[str, Any], roots_pem: bytes) -> str:
+        """The signer's certificate (PEM) for the CSR in ``body``."""
         import ssl
 
         import aiohttp
 
-        key, csr = make_csr(service)
         ctx = ssl.create_default_context(cadata=roots_pem.decode())
         headers = {"X-Consul-Token": self.token} if self.token else {}
-        body = {"csr": csr.decode(), "ttl": ttl}
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
@@ -296,9 +153,63 @@ class SignerClient:
                     )
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise SignerError(f"no answer from the signer at {self.url}: {exc}") from exc
-        cert_pem = str(answer["cert"]).encode()
-        cert = x509.load_pem_x509_certificate(cert_pem)
-        return Leaf(_key_pem(key), cert_pem, identity_of(cert_pem), cert.not_valid_after_utc)
+        return str(answer["cert"])
+
+
+class _Keypair:
+    """``meshkit.security.keypair`` in a child process, for one leaf: the key and the CSR
+    are made there and the signer's answer is read there, so this process never loads
+    ``cryptography`` (about 11 MiB of resident memory, for work done once per leaf)."""
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def __aenter__(self) -> _Keypair:
+        self._proc = await asyncio.create_subprocess_exec(
+            *_KEYPAIR,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return self
+
+    async def ask(self, question: dict[str, Any]) -> dict[str, Any]:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(question).encode() + b"\n")
+        try:
+            async with asyncio.timeout(_KEYPAIR_TIMEOUT):
+                await proc.stdin.drain()
+                line = await proc.stdout.readline()
+        except (TimeoutError, ConnectionError) as exc:
+            raise SignerError(f"the key helper did not answer: {exc!r}") from exc
+        answer = json.loads(line) if line.strip() else {}
+        if not answer or "error" in answer:
+            why = answer.get("error") or await self._stderr()
+            raise SignerError(f"the key helper failed: {why}")
+        return answer  # type: ignore[no-any-return]
+
+    async def _stderr(self) -> str:
+        assert self._proc is not None and self._proc.stderr is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await self._proc.wait()
+        tail = (await self._proc.stderr.read(4096)).decode(errors="replace").strip()
+        return tail.splitlines()[-1] if tail else f"exit status {self._proc.returncode}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            try:
+                async with asyncio.timeout(5):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 def read_token(path: Path | str) -> str:
@@ -381,12 +292,6 @@ class Certificates:
     async def _rotate(self, why: str) -> None:
         async with self._lock:
             leaf = await self._signer.sign(self.service, self._ttl, self.roots_pem)
-            if not chains_to(leaf.cert_pem, self.roots_pem):
-                raise RuntimeError(
-                    f"the signer's leaf for {self.service} is not issued by Consul's Connect CA "
-                    "root: start Consul with the config from "
-                    "meshkit.security.certificates.consul_ca_config (devstack does)"
-                )
             self.leaf = leaf
             self._issued_at = _now()
             self.generation += 1

@@ -1,12 +1,11 @@
-"""Workload identity: SPIFFE ids as Consul Connect writes them, read from certificates."""
+"""Workload identity: SPIFFE ids as Consul Connect writes them, read from a certificate's names
+(``meshkit.security.pki.identity_of`` reads them from a certificate itself)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from cryptography import x509
 
 
 @dataclass(frozen=True)
@@ -47,29 +46,17 @@ class NoIdentity(ValueError):
     """The certificate carries no usable service identity."""
 
 
-@functools.lru_cache(maxsize=4096)
-def identity_of(cert_pem: bytes) -> SpiffeId:
-    """The SPIFFE id in a certificate's URI SAN (cached: one parse per certificate)."""
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound as exc:
-        raise NoIdentity("the certificate has no subject alternative names") from exc
-    uris = san.get_values_for_type(x509.UniformResourceIdentifier)
-    return _the_spiffe_id([u.encode() for u in uris])
-
-
 def identity_of_peer(peer_identities: Sequence[bytes] | None) -> SpiffeId:
     """The SPIFFE id among a TLS peer's identities, as gRPC gives them per call
     (``context.peer_identities()``: the certificate's SANs, DNS names and URIs alike). Far
     cheaper per call than reading the certificate from ``auth_context()``."""
     if not peer_identities:
         raise NoIdentity("no client certificate")
-    return _the_spiffe_id(peer_identities)
+    return spiffe_id_among(peer_identities)
 
 
-def _the_spiffe_id(names: Sequence[bytes]) -> SpiffeId:
-    """The one SPIFFE URI among a certificate's SANs, parsed."""
+def spiffe_id_among(names: Sequence[bytes]) -> SpiffeId:
+    """The one SPIFFE URI among a certificate's SANs, parsed; NoIdentity unless exactly one."""
     spiffe = [n for n in names if n.startswith(b"spiffe://")]
     if len(spiffe) != 1:
         raise NoIdentity(f"expected one SPIFFE URI SAN, found {len(spiffe)}")

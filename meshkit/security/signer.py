@@ -45,16 +45,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from meshkit.security.certificates import (
-    CA,
-    CA_CERT,
-    CA_KEY,
-    issue_leaf,
-    load_or_create_ca,
-    service_dns_names,
-    sign_leaf,
-)
+from meshkit.security.certificates import CA_CERT, service_dns_names
 from meshkit.security.identity import SpiffeId
+from meshkit.security.pki import CA, CA_KEY, issue_leaf, load_or_create_ca, sign_leaf
 from meshkit.security.secrets import write_secret
 
 log = logging.getLogger("mesh.signer")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import grpc
 
-from meshkit.security.certificates import CA, authority, issue_leaf, service_dns_names
+from meshkit.security.certificates import authority, service_dns_names
 from meshkit.security.identity import SpiffeId
+from meshkit.security.pki import CA, issue_leaf
 from shop.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 
 

@@ -15,8 +15,9 @@ from cryptography import x509
 
 from devstack.consul import ConsulAgent
 from devstack.signer import dev_ca
-from meshkit.security.certificates import issue_leaf, service_dns_names
+from meshkit.security.certificates import service_dns_names
 from meshkit.security.identity import SpiffeId
+from meshkit.security.pki import issue_leaf
 from tests.conftest import Launcher
 from tests.integration.direct import get_stock, leaf_channel
 from tests.support.polling import eventually

@@ -11,8 +11,8 @@ from devstack.consul import ConsulAgent
 from devstack.intentions import apply_intentions, set_intention
 from devstack.services import ServiceProcess
 from devstack.signer import dev_ca
-from meshkit.security.certificates import create_ca
 from meshkit.security.identity import SpiffeId
+from meshkit.security.pki import create_ca
 from tests.integration.direct import channel, get_stock, leaf_channel
 from tests.support.polling import eventually
 

@@ -13,12 +13,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from devstack.consul import ConsulAgent
 from devstack.services import Launcher
 from devstack.signer import dev_ca
-from meshkit.security.certificates import CA_KEY, SignerClient, SignerError, make_csr
-from meshkit.security.identity import SpiffeId, identity_of
+from meshkit.security.certificates import SignerClient, SignerError
+from meshkit.security.identity import SpiffeId
+from meshkit.security.pki import CA_KEY, identity_of, make_csr
 from tests.integration.direct import get_stock, leaf_channel
 
 pytestmark = pytest.mark.integration
@@ -132,8 +134,11 @@ async def test_the_signer_signs_a_csr_for_the_callers_own_identity(consul: Consu
     assert {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
     life = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert life.total_seconds() <= 600 + 60  # the TTL asked (not-before a minute back)
-    # The key never left this process: the certificate is for the key made here.
-    assert leaf.key_pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    # The key made for this leaf (in the key helper) is the certificate's.
+    key = serialization.load_pem_private_key(leaf.key_pem, password=None)
+    assert key.public_key() == cert.public_key()
+    assert leaf.identity == SpiffeId(consul.trust_domain(), "payment")
+    assert leaf.not_after == cert.not_valid_after_utc
 
 
 async def test_a_csr_for_a_name_the_caller_does_not_own_is_refused(consul: ConsulAgent) -> None:
@@ -212,7 +217,8 @@ async def test_no_ca_key_on_disk_and_a_service_runs_with_none_in_its_reach(
     authorized by Consul's intentions; the old runtime made a CA in ``<state>/ca/`` when it
     found none, and none appears. What this does not prove: the processes all run as the
     same user (root here), who could read another process's memory; on one machine the
-    boundary is the code path, not the OS (see docs/security.md)."""
+    boundary is the code path, not the OS (see docs/security.md). Nor did the service
+    load ``cryptography``: its key and CSR were made in a child process."""
     ca = dev_ca(state_dir)  # the test acts as devstack here
     key = ca.key_pem.strip().splitlines()[1]  # a line of the key's base64
     assert_nowhere_on_disk(key, consul, state_dir)
@@ -222,6 +228,7 @@ async def test_no_ca_key_on_disk_and_a_service_runs_with_none_in_its_reach(
         assert not list(own_state.rglob(CA_KEY)), list(own_state.rglob(CA_KEY))
         assert not (own_state / "ca").exists()
         assert not files_holding(key, own_state)
+        assert "cryptography" not in Path(f"/proc/{proc.pid}/maps").read_text()
         identity = SpiffeId(consul.trust_domain(), "order")
         async with leaf_channel(proc.address, ca, ca.cert_pem, identity) as ch:
             assert await get_stock(ch) > 0

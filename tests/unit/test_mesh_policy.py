@@ -15,8 +15,8 @@ from meshkit.errors import InvalidArgument, Violations
 from meshkit.rpc import deadlines
 from meshkit.rpc.channels import service_config, target_of
 from meshkit.security.authorization import StaticIntentions, decide_by_intentions
-from meshkit.security.certificates import create_ca, issue_leaf
-from meshkit.security.identity import NoIdentity, SpiffeId, identity_of, identity_of_peer
+from meshkit.security.identity import NoIdentity, SpiffeId, identity_of_peer
+from meshkit.security.pki import create_ca, identity_of, issue_leaf
 from shop.inventory.v1 import inventory_pb2_grpc
 
 TD = "abcd.consul"

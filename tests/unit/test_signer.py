@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
-from meshkit.security.certificates import chains_to, create_ca, make_csr
-from meshkit.security.identity import SpiffeId, identity_of
+from meshkit.security.identity import SpiffeId
+from meshkit.security.pki import chains_to, create_ca, identity_of, make_csr
 from meshkit.security.signer import Refused, Signer, static_identities
 
 TD = "11111111-2222-3333-4444-555555555555.consul"
