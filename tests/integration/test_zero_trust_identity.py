@@ -206,6 +206,11 @@ def assert_nowhere_on_disk(key: bytes, consul: ConsulAgent, state_dir: Path) -> 
         assert key not in Path(f"/proc/{consul.signer.pid}/{what}").read_bytes()
 
 
+def mapped_files(pid: int) -> str:
+    """The files process ``pid`` has mapped (its shared libraries among them)."""
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
 async def test_no_ca_key_on_disk_and_a_service_runs_with_none_in_its_reach(
     consul: ConsulAgent, launcher: Launcher, state_dir: Path, tmp_path: Path
 ) -> None:
@@ -228,7 +233,7 @@ async def test_no_ca_key_on_disk_and_a_service_runs_with_none_in_its_reach(
         assert not list(own_state.rglob(CA_KEY)), list(own_state.rglob(CA_KEY))
         assert not (own_state / "ca").exists()
         assert not files_holding(key, own_state)
-        assert "cryptography" not in Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "cryptography" not in mapped_files(proc.pid)
         identity = SpiffeId(consul.trust_domain(), "order")
         async with leaf_channel(proc.address, ca, ca.cert_pem, identity) as ch:
             assert await get_stock(ch) > 0
