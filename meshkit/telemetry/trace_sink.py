@@ -12,8 +12,10 @@ Each span keeps the business flow it belongs to (its correlation id: the
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,11 @@ from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+log = logging.getLogger("mesh.tracing")
+
+# Most spans kept for the next batch while the sink refuses them.
+MAX_HELD = 10_000
 
 # Attributes that tie a span to a business flow (the saga's correlation id).
 CORRELATION_ATTRIBUTES = ("mesh.correlation_id", "messaging.message.conversation_id")
@@ -71,13 +78,28 @@ class SpanRecord:
         return (self.end_ns - self.start_ns) / 1e6
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, timeout: float = 10.0) -> sqlite3.Connection:
+    """The sink, created on first use. Every process of a run opens it at about the same
+    time (their first batches), and switching a new file to WAL answers "database is
+    locked" at once to all but one, without SQLite's busy wait: so wait and retry here."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.executescript(SCHEMA)
-    return conn
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while True:
+        conn = sqlite3.connect(
+            str(path), timeout=timeout, check_same_thread=False, isolation_level=None
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)
+            return conn
+        except sqlite3.OperationalError:
+            conn.close()
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def record_of(span: ReadableSpan, instance: str = "") -> SpanRecord:
@@ -114,18 +136,23 @@ class SqliteSpanExporter(SpanExporter):
     once its port is bound, after its tracer provider exists.
     """
 
-    def __init__(self, path: Path, instance: str = "") -> None:
+    def __init__(self, path: Path, instance: str = "", timeout: float = 10.0) -> None:
         self.path = path
         self.instance = instance
+        self.timeout = timeout  # how long a batch waits for the sink's lock
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        # Rows of batches the sink refused (locked past its timeout): written with the
+        # next batch rather than dropped, up to MAX_HELD.
+        self._held: list[tuple[Any, ...]] = []
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         rows = [_row(record_of(s, self.instance)) for s in spans]
-        try:
-            with self._lock:
+        with self._lock:
+            rows = self._held + rows
+            try:
                 if self._conn is None:
-                    self._conn = _connect(self.path)
+                    self._conn = _connect(self.path, self.timeout)
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     self._conn.executemany(
@@ -135,8 +162,14 @@ class SqliteSpanExporter(SpanExporter):
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
-        except sqlite3.Error:
-            return SpanExportResult.FAILURE
+            except sqlite3.Error as exc:
+                if not self._held:
+                    log.warning(
+                        "trace sink %s: %s; the spans are kept for the next batch", self.path, exc
+                    )
+                self._held = rows[-MAX_HELD:]
+                return SpanExportResult.FAILURE
+            self._held = []
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:

@@ -7,6 +7,8 @@ import asyncio
 import io
 import json
 import logging
+import multiprocessing
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,13 @@ from meshkit.telemetry.logs import (
     current_method,
 )
 from meshkit.telemetry.metrics import Metrics, split_method
-from meshkit.telemetry.trace_sink import SpanRecord, SqliteSpanExporter, read_traces, recent_orders
+from meshkit.telemetry.trace_sink import (
+    SpanRecord,
+    SqliteSpanExporter,
+    _connect,
+    read_traces,
+    recent_orders,
+)
 from meshkit.tools.trace import build_tree, render_trace
 
 T = "0af7651916cd43dd8448eb211c80319c"
@@ -121,6 +129,45 @@ def sink(tmp_path: Path) -> Iterator[tuple[TracerProvider, SqliteSpanExporter]]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield provider, exporter
     provider.shutdown()
+
+
+def _open_sink(path: str) -> str:
+    try:
+        _connect(Path(path)).close()
+        return "ok"
+    except sqlite3.Error as exc:
+        return repr(exc)
+
+
+def test_processes_opening_a_new_sink_at_once_all_get_it(tmp_path: Path) -> None:
+    """Each process of a run opens the sink with its first batch, at about the same time:
+    switching a new file to WAL refuses all but one at once ("database is locked"), which
+    lost a service's first batch of spans before the open waited and retried."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(8) as pool:
+        for attempt in range(20):
+            path = str(tmp_path / f"run-{attempt}" / "traces.db")
+            assert pool.map(_open_sink, [path] * 8, chunksize=1) == ["ok"] * 8
+
+
+def test_a_batch_the_sink_refuses_is_written_with_the_next_one(tmp_path: Path) -> None:
+    path = tmp_path / "traces.db"
+    exporter = SqliteSpanExporter(path, timeout=0.2)
+    provider = TracerProvider(resource=Resource.create({"service.name": "order"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    holder = _connect(path)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, past the batch's timeout
+    with tracer.start_as_current_span("first", attributes={"mesh.correlation_id": "o-1"}):
+        pass
+    assert read_traces(path, "o-1") == {}
+    holder.execute("COMMIT")
+    with tracer.start_as_current_span("second", attributes={"mesh.correlation_id": "o-1"}):
+        pass
+    traces = read_traces(path, "o-1").values()
+    assert sorted(s.name for spans in traces for s in spans) == ["first", "second"]
+    provider.shutdown()
+    holder.close()
 
 
 def test_the_sink_keeps_spans_and_finds_them_by_order_or_trace_id(
