@@ -18,8 +18,12 @@ SERVICES = ("inventory", "order", "payment", "shipping")
 
 # Loaded only when the configuration selects them (another broker, database, registry, an
 # OTLP exporter), or never in a service: py-consul's blocking client (requests), the CLIs'
-# and the console's libraries.
+# and the console's libraries, cryptography (the key helper, meshkit.security.keypair,
+# runs it in a child process) and the CA's code.
 NEVER_BY_DEFAULT = (
+    "cryptography",
+    "meshkit.security.pki",
+    "meshkit.security.keypair",
     "requests",
     "urllib3",
     "charset_normalizer",
