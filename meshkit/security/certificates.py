@@ -25,7 +25,6 @@ their channels (see :meth:`Certificates.subscribe`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -182,6 +181,8 @@ class _Keypair:
                 await proc.stdin.drain()
                 line = await proc.stdout.readline()
         except (TimeoutError, ConnectionError) as exc:
+            if proc.returncode is None:
+                proc.kill()
             raise SignerError(f"the key helper did not answer: {exc!r}") from exc
         answer = json.loads(line) if line.strip() else {}
         if not answer or "error" in answer:
@@ -190,26 +191,28 @@ class _Keypair:
         return answer  # type: ignore[no-any-return]
 
     async def _stderr(self) -> str:
-        assert self._proc is not None and self._proc.stderr is not None
-        with contextlib.suppress(TimeoutError):
+        """The last line the helper wrote on stderr (a traceback's), once it has ended."""
+        proc = self._proc
+        assert proc is not None and proc.stderr is not None
+        await self._end(proc)
+        said = (await proc.stderr.read()).decode(errors="replace").strip()
+        return said.splitlines()[-1] if said else f"exit status {proc.returncode}"
+
+    @staticmethod
+    async def _end(proc: asyncio.subprocess.Process) -> None:
+        """Waits for the helper to exit (its stdin closed), killing it after 5 s."""
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
             async with asyncio.timeout(5):
-                await self._proc.wait()
-        tail = (await self._proc.stderr.read(4096)).decode(errors="replace").strip()
-        return tail.splitlines()[-1] if tail else f"exit status {self._proc.returncode}"
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
     async def __aexit__(self, *exc: object) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.returncode is None:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            try:
-                async with asyncio.timeout(5):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        if self._proc is not None and self._proc.returncode is None:
+            await self._end(self._proc)
 
 
 def read_token(path: Path | str) -> str:

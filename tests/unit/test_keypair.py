@@ -3,9 +3,11 @@ mesh runs it as, and ``SignerClient``'s checks of a signer's answer."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -144,3 +146,29 @@ async def test_signer_client_refuses_a_leaf_it_cannot_use(serve: Any, wrong: str
     url = await serve(FakeSigner(answer))
     with pytest.raises(SignerError, match="not issued by Consul's Connect CA root"):
         await SignerClient(url, "tok").sign("order", 600, ca.cert_pem)
+
+
+async def test_a_helper_that_fails_or_hangs_is_a_signer_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No leaf, a clear error, and no helper left behind."""
+    client = SignerClient("http://127.0.0.1:9", "tok")  # never reached
+    crash = "import sys; sys.stderr.write('Traceback ...\\nImportError: no cryptography\\n')"
+    monkeypatch.setattr(certificates, "_KEYPAIR", (sys.executable, "-c", crash + "; sys.exit(3)"))
+    with pytest.raises(SignerError, match="the key helper failed: ImportError: no cryptography"):
+        await client.sign("order", 600, b"")
+    monkeypatch.setattr(
+        certificates, "_KEYPAIR", (sys.executable, "-c", "import time; time.sleep(60)")
+    )
+    monkeypatch.setattr(certificates, "_KEYPAIR_TIMEOUT", 0.5)
+    spawned: list[asyncio.subprocess.Process] = []
+    spawn = asyncio.create_subprocess_exec
+
+    async def spy(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        spawned.append(await spawn(*args, **kwargs))
+        return spawned[-1]
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
+    with pytest.raises(SignerError, match="the key helper did not answer"):
+        await client.sign("order", 600, b"")
+    assert spawned[0].returncode is not None  # killed and reaped
