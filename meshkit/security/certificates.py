@@ -50,7 +50,8 @@ _KEYPAIR = (sys.executable, "-I", str(Path(__file__).with_name("keypair.py")))
 _KEYPAIR_TIMEOUT = 30.0
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
+    """Now, timezone-aware UTC, as certificates state their validity."""
     return dt.datetime.now(dt.UTC)
 
 
@@ -242,7 +243,7 @@ class Certificates:
         self._consul = consul_client
         self._roots = Roots(trust_domain, roots_pem)
         self.leaf: Leaf | None = None
-        self._issued_at = _now()
+        self._issued_at = utc_now()
         self._listeners: list[Callable[[], None]] = []
         self._watch: Watch[Roots] | None = None
         self._renewer: asyncio.Task[None] | None = None
@@ -296,7 +297,7 @@ class Certificates:
         async with self._lock:
             leaf = await self._signer.sign(self.service, self._ttl, self.roots_pem)
             self.leaf = leaf
-            self._issued_at = _now()
+            self._issued_at = utc_now()
             self.generation += 1
         log.info(
             "certificate issued (%s) for %s, valid until %s", why, leaf.identity, leaf.not_after
@@ -323,7 +324,7 @@ class Certificates:
             assert self.leaf is not None
             # Two thirds into the leaf's life (the signer may have granted less than asked).
             life = (self.leaf.not_after - self._issued_at).total_seconds()
-            left = (self.leaf.not_after - _now()).total_seconds()
+            left = (self.leaf.not_after - utc_now()).total_seconds()
             await asyncio.sleep(max(1.0, left - life / 3))
             await self._rotate_until_done("renewal")
 

@@ -1,7 +1,7 @@
 """A workload's key and CSR, and the reading of the leaf the signer returns for it.
 
 This is the only certificate work a service does, and it runs in a child process
-(:func:`meshkit.security.certificates.enroll` starts this file as a script), so a service
+(``meshkit.security.certificates.SignerClient`` starts this file as a script), so a service
 never loads ``cryptography``: its Rust extension and OpenSSL state are about 11 MiB of a
 service's resident memory, for work done once per leaf (at start and every renewal).
 The signer and the tests import the same functions (``meshkit.security.pki``).

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from meshkit.security.certificates import CA_CERT, Leaf
+from meshkit.security.certificates import CA_CERT, Leaf, utc_now
 from meshkit.security.identity import NoIdentity, SpiffeId, spiffe_id_among
 from meshkit.security.keypair import chains_to, make_csr, private_key_pem, uri_sans
 from meshkit.security.secrets import write_secret
@@ -40,10 +40,6 @@ __all__ = [
 CA_KEY = "ca.key"
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 @dataclass(frozen=True)
 class CA:
     key: ec.EllipticCurvePrivateKey
@@ -61,7 +57,7 @@ class CA:
 def create_ca(common_name: str = "meshkit-shop dev CA", days: int = 3650) -> CA:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = _utc_now()
+    now = utc_now()
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -135,7 +131,7 @@ def sign_leaf(
 ) -> tuple[bytes, dt.datetime]:
     """A leaf (PEM) for ``public_key``, for server and client use, with the SPIFFE URI and
     DNS/IP SANs; and its expiry."""
-    now = _utc_now()
+    now = utc_now()
     not_after = now + dt.timedelta(seconds=ttl)
     sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(identity.uri)]
     sans += [x509.DNSName(n) for n in dns_names]
