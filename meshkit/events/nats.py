@@ -1,6 +1,6 @@
 """The event bus on NATS JetStream: one stream of all the application's events (its name
-and subjects from the mesh file's ``[events]``), a durable pull consumer per service,
-explicit acks, redelivery, and publish de-duplication by message id (``Nats-Msg-Id``,
+and subjects from the mesh file's ``[events]``), a durable pull consumer per service
+(pulled ahead by a standing pull, ``meshkit.events.nats_pull``), explicit acks, redelivery, and publish de-duplication by message id (``Nats-Msg-Id``,
 within the stream's duplicate window).
 
 With a credential (the file of an nkey seed) the connection authenticates as one
@@ -13,6 +13,7 @@ and the service only checks that it is there (``manage_stream=False``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
@@ -30,13 +31,14 @@ from nats.js import api
 
 from meshkit.config import MeshConfig
 from meshkit.events.bus import ConsumerLag, EventBus, Handler, Outgoing
+from meshkit.events.nats_pull import ConsumerGone, StandingPull
 
 log = logging.getLogger("mesh.events")
 
 DUPLICATE_WINDOW = 120.0  # seconds
 # Seconds before an unacknowledged delivery is sent again: what an instance that died with
-# messages in hand delays them by. A fetch's messages are acknowledged once their handling
-# has committed (one transaction per fetch), and a redelivery of one in progress has no
+# messages in hand delays them by. A batch's messages are acknowledged once their handling
+# has committed (one transaction per batch), and a redelivery of one in progress has no
 # second effect.
 ACK_WAIT = 5.0
 MAX_DELIVER = 50
@@ -55,6 +57,9 @@ def _outcome(future: asyncio.Future[Any]) -> BaseException | None:
     msg = future.result()
     if msg.headers and msg.headers.get(api.Header.STATUS) == "503":
         return nats.js.errors.NoStreamResponseError()
+    data = msg.data
+    if data.startswith(b'{"stream":') and b'"error"' not in data:
+        return None  # the usual answer ({"stream":...,"seq":...}), read without parsing
     try:
         answer = json.loads(msg.data)
     except ValueError:
@@ -88,7 +93,13 @@ class _Delivery:
         return self.msg.data
 
     @functools.cached_property
-    def attempt(self) -> int:  # parsed from the reply subject: once
+    def attempt(self) -> int:
+        """From the reply subject: ``$JS.ACK.<stream>.<consumer>.<delivered>.<stream
+        seq>.<consumer seq>.<time>.<pending>``, read directly in that (the usual) form
+        rather than through nats-py's whole ``metadata``."""
+        tokens = (self.msg.reply or "").split(".")
+        if len(tokens) == 9 and tokens[4].isdigit():
+            return int(tokens[4]) or 1
         return int(self.msg.metadata.num_delivered or 1)
 
     async def ack(self) -> None:
@@ -114,6 +125,7 @@ class NatsBus:
         self._acks_prefix: str | None = None
         self._acks: dict[str, asyncio.Future[Any]] = {}
         self._tokens = itertools.count()
+        self._pulls: set[StandingPull] = set()  # the consumers' standing pulls
 
     @classmethod
     async def connect(
@@ -133,6 +145,12 @@ class NatsBus:
         async def error(exc: Exception) -> None:
             log.warning("nats: %s", exc)
 
+        buses: list[NatsBus] = []  # the bus this connection is for, once made
+
+        async def reconnected() -> None:
+            for bus in buses:
+                await bus._reconnected()
+
         nc = await nats.connect(
             servers=[url],
             name=name,
@@ -140,12 +158,14 @@ class NatsBus:
             reconnect_time_wait=0.5,
             allow_reconnect=True,
             error_cb=error,
+            reconnected_cb=reconnected,
             # subjects are the event types and the client's own inboxes: checking each one
             # at every publish (and ack) costs more than the publish's own framing
             skip_subject_validation=True,
             **credential_options(creds, identity or name),
         )
         bus = cls(nc, stream, subjects, manage_stream)
+        buses.append(bus)
         await bus.ensure_stream()
         return bus
 
@@ -234,21 +254,40 @@ class NatsBus:
         while True:
             try:
                 await self.js.add_consumer(self.stream, config)
-                sub = await self.js.pull_subscribe_bind(durable=durable, stream=self.stream)
-                break
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("consumer %s: %s; retrying", durable, exc)
                 await asyncio.sleep(1.0)
+                continue
+            pull = StandingPull(self.nc, self.stream, durable, batch=BATCH)
+            await pull.start()
+            self._pulls.add(pull)
+            try:
+                await self._deliver(pull, handler)
+            except ConsumerGone:
+                log.warning("consumer %s was deleted; creating it again", durable)
+            finally:
+                self._pulls.discard(pull)
+                with contextlib.suppress(nats.errors.Error):
+                    await pull.stop()
+
+    @staticmethod
+    async def _deliver(pull: StandingPull, handler: Handler) -> None:
+        """Hands what ``pull`` brings to ``handler``, a batch at a time, until the consumer
+        is gone (``ConsumerGone``) or the task is cancelled."""
         while True:
             try:
-                msgs = await sub.fetch(batch=BATCH, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
+                msgs = await pull.take(wait=1.0)
             except nats.errors.Error as exc:  # disconnected: the client reconnects
-                log.warning("consumer %s: %s", durable, exc)
+                log.warning("consumer pull: %s", exc)
                 await asyncio.sleep(0.5)
                 continue
-            await handler([_Delivery(m) for m in msgs])
+            if msgs:
+                await handler([_Delivery(m) for m in msgs])
+
+    async def _reconnected(self) -> None:
+        """A new connection: the pull requests of the old one may be gone; ask again."""
+        for pull in self._pulls:
+            pull.reset()
 
     async def lag(self, durable: str) -> ConsumerLag | None:
         """From JetStream's consumer info (one request to the server)."""
