@@ -80,6 +80,14 @@ class NatsServer(MeshIdentities, ChildProcess):
             self.store_dir = Path(tempfile.mkdtemp(prefix="meshkit-nats-"))
         return self.store_dir
 
+    def environment(self) -> dict[str, str]:
+        """This process's environment, with the server's Go code on one thread at a time
+        (``GOMAXPROCS=1``; ``NATS_GOMAXPROCS`` sets another number): on a small machine
+        the broker shares with the services, a second one mostly spins looking for work.
+        Measured beside the order flow (two stacks side by side, 100-120 orders/s each):
+        15 to 17 % less of nats-server's CPU per order (docs/brokers.md)."""
+        return {**os.environ, "GOMAXPROCS": os.environ.get("NATS_GOMAXPROCS") or "1"}
+
     def command(self) -> list[str]:
         if not self.port or not self.monitor_port:
             self.port, self.monitor_port = free_ports(2)

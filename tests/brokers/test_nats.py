@@ -1,8 +1,9 @@
-"""The NATS bus's standing pull (``meshkit.events.nats_pull``) against a real nats-server:
-the outstanding requests are topped up as messages arrive and as requests expire unfilled,
-so a consumer idle for several expiries still gets what is published next; a consumer
-keeps consuming across a server restart; a durable deleted under a running consumer is
-created again and consumption goes on."""
+"""What is particular to NATS, against a real nats-server: devstack runs it on one Go
+thread; the bus's standing pull (``meshkit.events.nats_pull``) tops its outstanding
+requests up as messages arrive and as requests expire unfilled, so a consumer idle for
+several expiries still gets what is published next; a consumer keeps consuming across a
+server restart; a durable deleted under a running consumer is created again and
+consumption goes on."""
 
 from __future__ import annotations
 
@@ -130,3 +131,13 @@ async def test_a_deleted_durable_is_made_again(nats: Broker) -> None:
         await eventually(lambda: bus.lag(group), WAIT, what="the durable made again")
         await publish(bus, [f"{mark}:second"])
         await eventually(lambda: f"{mark}:second" in seen.texts, WAIT, what="second")
+
+
+def test_devstack_runs_the_server_on_one_go_thread(
+    nats: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(nats.server, NatsServer)
+    environ = Path(f"/proc/{nats.server.pid}/environ").read_bytes().split(b"\0")
+    assert b"GOMAXPROCS=1" in environ
+    monkeypatch.setenv("NATS_GOMAXPROCS", "2")
+    assert nats.server.environment()["GOMAXPROCS"] == "2"
