@@ -57,15 +57,22 @@ def ghz_command(
     cpus: int = 1,
     timeout: float | None = None,
     data: dict[str, Any] | None = None,
+    data_file: Path | None = None,
 ) -> list[str]:
     """ghz's command line for one run (its report: JSON on stdout). ``data``: the request
     as JSON, where ghz's template functions apply (``{{newUUID}}``); by default GetStock's,
-    with templates off."""
+    with templates off. ``data_file``: a JSON array of requests instead, sent in turn
+    (call n sends element n modulo their number), templates off."""
+    source = (
+        ["--data-file", str(data_file)]
+        if data_file is not None
+        else ["--data", json.dumps(data if data is not None else {"sku": SKU})]
+    )
     cmd = [
         go_tool("ghz"),
         "--protoset", str(protoset),
         "--call", call,
-        "--data", json.dumps(data if data is not None else {"sku": SKU}),
+        *source,
         "--concurrency", str(concurrency),
         "--total", str(total),
         "--connections", str(connections),

@@ -95,11 +95,22 @@ def order_runs(
 def ghz_placing(stack: Stack, profile: Profile, order: Child) -> list[str]:
     """bench.client's flags for a run at saturation where ghz places the orders (as the
     operator, through the order instance's mTLS port, each with an idempotency key of its
-    own) and the client only follows them to their final events."""
-    request = json_format.MessageToDict(
-        place_order_request(f"bench-{uuid.uuid4().hex[:8]}"), preserving_proto_field_name=True
-    )
-    request["idempotency_key"] = "{{newUUID}}"
+    own) and the client only follows them to their final events.
+
+    The requests are written out beforehand, one per order with its key, and ghz sends them
+    in turn (templates off): rendering a ``{{newUUID}}`` template into each call's request
+    took a third of ghz's CPU (0.60 ms an order, 0.33 to 0.41 ms without), taken from the
+    two cores the services it measures run on."""
+    customer = f"bench-{uuid.uuid4().hex[:8]}"
+    requests = []
+    for _ in range(profile.orders_total):
+        request = json_format.MessageToDict(
+            place_order_request(customer), preserving_proto_field_name=True
+        )
+        request["idempotency_key"] = uuid.uuid4().hex
+        requests.append(request)
+    data_file = stack.state / "place-orders.json"
+    data_file.write_text(json.dumps(requests))
     cmd = ghz_command(
         Target("mesh", order.address, stack.certs("operator"), "order"),
         stack.protoset(),
@@ -107,7 +118,7 @@ def ghz_placing(stack: Stack, profile: Profile, order: Child) -> list[str]:
         concurrency=profile.orders_concurrency,
         total=profile.orders_total,
         timeout=call_timeout("/" + PLACE_ORDER),
-        data=request,
+        data_file=data_file,
     )
     return ["--ghz", json.dumps(cmd)]
 
