@@ -1,7 +1,8 @@
 """The event bus on NATS JetStream: one stream of all the application's events (its name
 and subjects from the mesh file's ``[events]``), a durable pull consumer per service
-(pulled ahead by a standing pull, ``meshkit.events.nats_pull``), explicit acks, redelivery, and publish de-duplication by message id (``Nats-Msg-Id``,
-within the stream's duplicate window).
+(pulled ahead by a standing pull, ``meshkit.events.nats_pull``), explicit acks,
+redelivery, and publish de-duplication by message id (``Nats-Msg-Id``, within the
+stream's duplicate window).
 
 With a credential (the file of an nkey seed) the connection authenticates as one
 identity, and its inboxes are ``_INBOX.<identity>.*`` (``inbox_prefix``), so a broker's
