@@ -264,8 +264,8 @@ class NatsBus:
             self._pulls.add(pull)
             try:
                 await self._deliver(pull, handler)
-            except ConsumerGone:
-                log.warning("consumer %s was deleted; creating it again", durable)
+            except ConsumerGone as exc:
+                log.warning("consumer %s is not there (%s); creating it again", durable, exc)
             finally:
                 self._pulls.discard(pull)
                 with contextlib.suppress(nats.errors.Error):

@@ -60,7 +60,7 @@ class StandingPull:
         self._arrived = asyncio.Event()
         self._credit = 0  # messages asked for, not yet delivered nor given back
         self._heard = time.monotonic()
-        self._gone = False
+        self._gone = ""  # why the consumer is not there, once the server says so
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(self._inbox, cb=self._on_msg)
@@ -91,7 +91,7 @@ class StandingPull:
             except TimeoutError:
                 pass
         if self._gone:
-            raise ConsumerGone(self._subject)
+            raise ConsumerGone(f"{self._subject}: {self._gone}")
         ready, self._ready = self._ready, []
         return ready
 
@@ -126,12 +126,14 @@ class StandingPull:
         left = headers.get(PENDING_MESSAGES) if headers else None
         if left is not None:  # a request ended with these still unfilled
             self._credit = max(self._credit - int(left), 0)
-        elif status in ("404", "408"):  # without counts (an old server): ask afresh
+        else:  # a request ended without saying what it had left: ask afresh
             self._credit = 0
         description = str(headers.get(api.Header.DESCRIPTION, "")) if headers else ""
         if status == "503" or (status == "409" and "deleted" in description.lower()):
             # no responder for the consumer's requests, or the consumer deleted under them
-            self._gone = True
+            self._gone = f"{status} {description or 'no responders'}"
             self._arrived.set()
         elif status not in ("404", "408", "409"):
             log.warning("pull on %s: status %s %s", self._subject, status, description)
+        else:
+            log.debug("pull on %s: status %s %s", self._subject, status, description)
