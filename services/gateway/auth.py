@@ -84,6 +84,10 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+# Seconds before a failed fetch of the issuer's keys is tried again while none is held.
+COLD_RETRY = 1.0
+
+
 class Jwks:
     """The issuer's signing keys by ``kid``: discovered, cached, refetched on a new kid.
 
@@ -92,7 +96,8 @@ class Jwks:
     held across it, and requests whose key is cached keep being served meanwhile. Only a
     request whose ``kid`` is not cached (or the first, with no keys at all) waits for it.
     Fetches caused by unknown kids are at most one per ``min_refetch``; the whole set is
-    fetched again in the background when it is older than ``max_age``.
+    fetched again in the background when it is older than ``max_age``. A fetch that fails
+    is tried again after ``min_refetch``, or after ``COLD_RETRY`` while no key is held.
     """
 
     def __init__(
@@ -149,9 +154,12 @@ class Jwks:
             await self._fetch()
             self._stale_at = time.monotonic() + self._max_age
         except (httpx.HTTPError, ValueError, KeyError) as exc:
-            # Not a client error: keep serving with the keys we have; try again later.
+            # Not a client error: keep serving with the keys we have; try again later,
+            # soon while there are none (every token is refused meanwhile: the issuer
+            # slow at a cold start, say), at most one fetch a second.
             log.warning("could not fetch the issuer's keys: %s", exc)
-            self._stale_at = time.monotonic() + self._min_refetch
+            retry = self._min_refetch if self._keys else min(self._min_refetch, COLD_RETRY)
+            self._stale_at = time.monotonic() + retry
 
     async def _fetch(self) -> None:
         if self._jwks_uri is None:

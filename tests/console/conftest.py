@@ -5,6 +5,8 @@ no browser is downloaded: ``executable_path=/usr/bin/chromium``)."""
 from __future__ import annotations
 
 import shutil
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 from devstack.edge import Edge, console_admin_token_file, start_console_client
 from devstack.stack import DOMAIN_SERVICES, Stack
 from devstack.tools import ROOT
+from tests.support.polling import eventually_sync
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Each expectation polls for its state up to this long: a loaded machine (2 cores).
@@ -58,11 +61,34 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleS
         admin = console_admin_token_file(stack.consul)
         edge = stack.start_edge("--console-admin-token-file", str(admin))
         link = start_console_client(edge, state)
+        wait_signed_in(edge, link)
         shots = tmp_path_factory.mktemp("console-screenshots")
         print(f"\nconsole screenshots in {shots}")
         yield ConsoleStack(stack, edge, link, shots)
     finally:
         stack.close()
+
+
+def wait_signed_in(edge: Edge, link: str) -> None:
+    """Until the gateway takes the link's token (``/console/api/session``): at a cold
+    start its first fetch of the issuer's keys may fail, answered 503 until the next."""
+    token = link.partition("#token=")[2]
+
+    def accepted() -> bool:
+        request = urllib.request.Request(
+            f"{edge.url}/console/api/session", headers={"Authorization": f"Bearer {token}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                return resp.status == 200
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                raise  # a refusal other than "not yet" is the test's failure
+            return False
+        except OSError:
+            return False
+
+    eventually_sync(accepted, 60.0, interval=0.5, what="the gateway taking the console's token")
 
 
 @pytest.fixture(scope="module")

@@ -249,6 +249,32 @@ async def test_a_rotated_key_is_fetched_once_and_unknown_kids_do_not_flood(
     assert issuer.jwks_fetches == 2
 
 
+async def test_keys_that_could_not_be_fetched_at_a_cold_start_are_fetched_again_soon(
+    edge: Any, issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issuer failing the first fetch (slow at a start, say): the next second's
+    tokens are refused with 503, not the next ``min_refetch`` (60 s here)'s."""
+    client, _, jwks = edge
+    handler = issuer.handler
+    down = True
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503) if down else handler(request)
+
+    jwks._http = httpx.AsyncClient(transport=httpx.MockTransport(flaky))
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    resp = await client.get("/v1/stock/a", headers=bearer(issuer.token()))
+    assert resp.status_code == 503
+    assert "keys are not available" in resp.json()["message"]
+    down = False
+    assert (await client.get("/v1/stock/a", headers=bearer(issuer.token()))).status_code == 503
+    now[0] += 1.0  # COLD_RETRY later: fetched again
+    assert (await client.get("/v1/stock/a", headers=bearer(issuer.token()))).status_code == 200
+    assert issuer.jwks_fetches == 1
+    await jwks._http.aclose()
+
+
 async def test_missing_scope_is_403(edge: Any, issuer: Issuer) -> None:
     client, backend, _ = edge
     token = issuer.token(scopes=("orders:read",))
