@@ -24,11 +24,11 @@ import time
 
 import nats
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import api
 
 log = logging.getLogger("mesh.events")
 
-STATUS = "Status"
 PENDING_MESSAGES = "Nats-Pending-Messages"
 
 
@@ -55,7 +55,7 @@ class StandingPull:
         self._batch = batch
         self._expires = expires
         self._inbox = nc.new_inbox()
-        self._sub: object | None = None
+        self._sub: Subscription | None = None
         self._ready: list[Msg] = []
         self._arrived = asyncio.Event()
         self._credit = 0  # messages asked for, not yet delivered nor given back
@@ -68,7 +68,7 @@ class StandingPull:
     async def stop(self) -> None:
         sub, self._sub = self._sub, None
         if sub is not None:
-            await sub.unsubscribe()  # type: ignore[attr-defined]
+            await sub.unsubscribe()
 
     @property
     def credit(self) -> int:
@@ -115,7 +115,7 @@ class StandingPull:
     async def _on_msg(self, msg: Msg) -> None:
         self._heard = time.monotonic()
         headers = msg.headers
-        status = headers.get(STATUS) if headers else None
+        status = headers.get(api.Header.STATUS) if headers else None
         if not status:
             self._credit = max(self._credit - 1, 0)
             self._ready.append(msg)
